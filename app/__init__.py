@@ -1,0 +1,1 @@
+"""EmotionLens app: face detection and three-model emotion labelling with ONNX Runtime (no torch)."""
