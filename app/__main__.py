@@ -1,0 +1,111 @@
+"""Entry point: ``python -m app [IMAGE]`` opens the window; ``--self-test`` labels the bundled sample photo.
+
+The self-test never imports tkinter, so it works on a server, in CI and in a frozen (PyInstaller) build
+without a display: it is the quickest proof that the models load and give sensible answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def face_line(face: Any, models: list[Any]) -> str:
+    """``face 1 (x=..,y=..,w=..,h=..): CNN happy 91% · FF ... · ensemble happy 80%`` for one face."""
+    b = face.box
+    parts = []
+    for m in models:
+        p = face.predictions.get(m.name)
+        if p is not None:
+            parts.append(f"{m.display_name} {p.label} {100 * p.confidence:.0f}%")
+    e = face.ensemble
+    parts.append(f"ensemble {e.label} {100 * e.confidence:.0f}%")
+    return f"face {face.index} (x={b.x},y={b.y},w={b.w},h={b.h}): " + " · ".join(parts)
+
+
+def sample_photo_path() -> Path:
+    """The bundled sample photo, found the same way from a checkout, a wheel or a PyInstaller bundle."""
+    from app.zoo import resource_path
+
+    return Path(resource_path("app", "assets", "sample.jpg"))
+
+
+def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | None = None,
+              eye_check: bool = True) -> int:
+    """Load all models, label the sample (or ``image``), print a line per face; exit 0 iff a face is found."""
+    t0 = time.perf_counter()
+    from app.imageio import ImageError
+    from app.labeler import Labeler
+    from app.zoo import ZooError
+
+    try:
+        labeler = Labeler(zoo_dir=zoo_dir)
+    except ZooError as e:
+        print(f"emotionlens: self-test failed: {_one_line(e)}", file=sys.stderr)
+        return 1
+    t_load = time.perf_counter() - t0
+    path = Path(image) if image is not None else sample_photo_path()
+    try:
+        result = labeler.label_file(path, eye_check=eye_check)
+    except ImageError as e:
+        print(f"emotionlens: self-test failed: {_one_line(e)}", file=sys.stderr)
+        return 1
+    if not result.faces:
+        print(f"emotionlens: self-test failed: no face found in {path}", file=sys.stderr)
+        return 1
+    for face in result.faces:
+        print(face_line(face, labeler.models))
+    n = len(result.faces)
+    w, h = result.size if result.size else ("?", "?")
+    total = time.perf_counter() - t0
+    print(
+        f"{n} face{'s' if n != 1 else ''} in {path.name} ({w}x{h}) with {len(labeler.models)} models: "
+        f"load {1000 * t_load:.0f} ms, detection {1000 * result.detect_seconds:.0f} ms, "
+        f"labelling {1000 * result.label_seconds:.0f} ms, total {1000 * total:.0f} ms"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, kept separate so tests and docs can show the help text."""
+    ap = argparse.ArgumentParser(
+        prog="emotionlens",
+        description="Find every face in a photo and label its emotion with each model side by side.",
+    )
+    ap.add_argument("image", nargs="?", help="photo to open at start (with --self-test: label it instead of "
+                    "the bundled sample)")
+    ap.add_argument("--zoo", metavar="DIR", help="model folder with manifest.json (default: the bundled zoo)")
+    ap.add_argument("--no-eye-check", action="store_true",
+                    help="do not require two eyes inside a face box (finds more faces, more false ones)")
+    ap.add_argument("--self-test", action="store_true",
+                    help="label the bundled sample photo without opening a window, print one line per face")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``emotionlens``); returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a frozen build on a legacy console must not die on "·"
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
+    eye_check = not args.no_eye_check
+    if args.self_test:
+        return self_test(args.image, args.zoo, eye_check)
+    from app.gui import run  # tkinter only from here on
+
+    return run(args.image, args.zoo, eye_check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
