@@ -1,0 +1,148 @@
+"""Score a model on a FER2013 split: accuracy, optional flip TTA, report, confusion matrix, ROC, metrics.json.
+
+Works on an exported ONNX file (what the app ships, so the numbers users see are the ones measured) or on a
+training checkpoint (``.pt``). Example::
+
+    python -m training.evaluate models_zoo/cnn.onnx --data ../shared/data/fer2013 --split val --tta --out /tmp/ev
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from app.emotions import EMOTIONS
+
+Predictor = Callable[[np.ndarray], np.ndarray]  # float32 [N,1,48,48] in [0,1] -> logits [N,7]
+
+
+def onnx_predictor(path: str | Path, threads: int | None = None) -> Predictor:
+    """Run an exported model with onnxruntime, exactly as the app does."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(["logits"], {"input": x.astype(np.float32)})[0]
+
+
+def torch_predictor(model) -> Predictor:
+    """Run a torch model in eval mode and fp32 (the exported graph's precision)."""
+    import torch
+
+    model.eval()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).float().numpy()
+
+    return run
+
+
+def predict_logits(predict: Predictor, images: np.ndarray, tta: bool = False, batch: int = 512) -> np.ndarray:
+    """Logits for uint8 images (N,48,48); with ``tta`` the mean of the image's and its mirror's logits."""
+    out = []
+    for i in range(0, len(images), batch):
+        x = images[i : i + batch, None].astype(np.float32) / 255.0
+        logits = predict(x)
+        if tta:
+            logits = (logits + predict(np.ascontiguousarray(x[..., ::-1]))) / 2
+        out.append(logits)
+    return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def score(
+    predict: Predictor, images: np.ndarray, labels: np.ndarray, out_dir: str | Path | None = None,
+    tta: bool = False, title: str = "",
+) -> dict:
+    """Accuracy (with and without TTA when ``tta``) and, when ``out_dir`` is given, the report files."""
+    from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score, roc_curve
+
+    logits = predict_logits(predict, images, tta=False)
+    metrics = {"n": int(len(labels)), "accuracy": float((logits.argmax(1) == labels).mean())}
+    if tta:
+        logits = predict_logits(predict, images, tta=True)
+        metrics["accuracy_tta"] = float((logits.argmax(1) == labels).mean())
+    probs = softmax(logits)
+    pred = probs.argmax(1)
+    classes = list(EMOTIONS)
+    cm = confusion_matrix(labels, pred, labels=range(len(classes)))
+    metrics["confusion_matrix"] = cm.tolist()
+    metrics["per_class_recall"] = {
+        c: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i, c in enumerate(classes)
+    }
+    present = [i for i in range(len(classes)) if 0 < (labels == i).sum() < len(labels)]
+    curves = {}
+    for i in present:
+        fpr, tpr, _ = roc_curve(labels == i, probs[:, i])
+        curves[classes[i]] = (fpr, tpr, float(roc_auc_score(labels == i, probs[:, i])))
+    metrics["roc_auc"] = {k: v[2] for k, v in curves.items()}
+    if out_dir is not None:
+        from training.plots import plot_confusion, plot_roc
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        report = classification_report(
+            labels, pred, labels=range(len(classes)), target_names=classes, digits=4, zero_division=0
+        )
+        suffix = " (flip TTA)" if tta else ""
+        (out / "classification_report.txt").write_text(f"{title}{suffix}\n\n{report}")
+        plot_confusion(cm, classes, out / "confusion_matrix.png", title=f"{title}{suffix}")
+        plot_roc(curves, out / "roc.png", title=f"ROC {title}{suffix}")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Evaluate an ONNX model or a training checkpoint on a FER2013 split and write report files "
+        "(classification_report.txt, confusion_matrix.png, roc.png, metrics.json).",
+        epilog="example: python -m training.evaluate models_zoo/cnn.onnx --data ../shared/data/fer2013 "
+        "--split test --tta --out logs/eval-cnn",
+    )
+    p.add_argument("model", help="an exported .onnx file or a checkpoint (.pt) written by training.train")
+    p.add_argument("--data", required=True, help="fer2013.csv or the Kaggle folder with train/ and test/")
+    p.add_argument("--split", default="val", choices=["train", "val", "test", "Training", "PublicTest", "PrivateTest"],
+                   help="which split to score: val = PublicTest (model selection), test = PrivateTest "
+                        "(final numbers only) (default: %(default)s)")
+    p.add_argument("--tta", action="store_true", help="also score with horizontal-flip test-time augmentation")
+    p.add_argument("--out", help="folder for the report files (default: print metrics only)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    args = p.parse_args(argv)
+
+    from training.datasets import DatasetError, load_fer2013
+
+    try:
+        split = load_fer2013(args.data).split(args.split)
+        if args.model.endswith(".onnx"):
+            predict = onnx_predictor(args.model, args.threads)
+        else:
+            from training.checkpoint import load_model
+
+            predict = torch_predictor(load_model(args.model))
+        metrics = score(predict, split.images, split.labels, args.out, tta=args.tta,
+                        title=f"{Path(args.model).name} on {args.split}")
+    except (DatasetError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    line = f"{args.split}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images"
+    if "accuracy_tta" in metrics:
+        line += f", with flip TTA {metrics['accuracy_tta']:.4f}"
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Export a trained model to ONNX per the app's contract and record it in ``models_zoo/manifest.json``.
+
+Contract: input ``input`` float32 ``[N, 1, H, W]`` (dynamic N) in ``[0, 1]``; output ``logits`` float32
+``[N, 7]`` in ``app.emotions.EMOTIONS`` order. Normalisation is inside the graph. Example::
+
+    python -m training.export logs/cnn-20261123-2330/best.pt --name cnn --data ../shared/data/fer2013
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from app.emotions import EMOTIONS
+from training.models import DISPLAY_NAMES
+
+OPSET = 17
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int] = (48, 48)) -> Path:
+    """Write ``model`` as ONNX (fp32, eval mode) atomically and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.float().eval().to(memory_format=torch.contiguous_format)
+    example = torch.rand(2, 1, *input_size)
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings_quiet():
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    os.replace(tmp, path)
+    return path
+
+
+class warnings_quiet:
+    """The TorchScript exporter warns about its own deprecation on every call; keep logs readable."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+
+def read_manifest(zoo_dir: str | Path) -> dict:
+    path = Path(zoo_dir) / "manifest.json"
+    if not path.exists():
+        return {"classes": list(EMOTIONS), "models": []}
+    manifest = json.loads(path.read_text())
+    if list(manifest.get("classes", [])) != list(EMOTIONS):
+        raise ValueError(f"{path}: classes differ from the canonical order {list(EMOTIONS)}")
+    return manifest
+
+
+def update_manifest(zoo_dir: str | Path, entry: dict) -> Path:
+    """Insert or replace the entry with the same name, keeping the canonical model order; atomic write."""
+    zoo_dir = Path(zoo_dir)
+    manifest = read_manifest(zoo_dir)
+    models = [m for m in manifest["models"] if m["name"] != entry["name"]] + [entry]
+    order = {name: i for i, name in enumerate(DISPLAY_NAMES)}
+    manifest["models"] = sorted(models, key=lambda m: (order.get(m["name"], len(order)), m["name"]))
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=zoo_dir, prefix=".manifest-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, zoo_dir / "manifest.json")
+    return zoo_dir / "manifest.json"
+
+
+def manifest_entry(name: str, file: str, metrics: dict, training: dict, input_size=(48, 48)) -> dict:
+    return {
+        "name": name,
+        "display_name": DISPLAY_NAMES.get(name, name),
+        "file": file,
+        "input_size": list(input_size),
+        "metrics": metrics,
+        "training": training,
+    }
+
+
+def export_and_register(
+    model: torch.nn.Module, name: str, zoo_dir: str | Path, data, training: dict, eval_dir: str | Path | None,
+) -> dict:
+    """Export, then score the exported ONNX file itself on PublicTest and PrivateTest, and record the manifest.
+
+    Scoring the ONNX file (not the torch model) means the manifest states what the app will actually do.
+    PrivateTest is scored here and only here: once per final model.
+    """
+    from training.evaluate import onnx_predictor, score
+
+    zoo_dir = Path(zoo_dir)
+    onnx_path = export_onnx(model, zoo_dir / f"{name}.onnx")
+    predict = onnx_predictor(onnx_path)
+    val = score(predict, data.val.images, data.val.labels, tta=True)
+    test_dir = None if eval_dir is None else Path(eval_dir)
+    test = score(predict, data.test.images, data.test.labels, test_dir, tta=True,
+                 title=f"{DISPLAY_NAMES.get(name, name)} on PrivateTest")
+    metrics = {
+        "public_test_accuracy": round(val["accuracy"], 4),
+        "private_test_accuracy": round(test["accuracy"], 4),
+        "tta": False,
+        "public_test_accuracy_tta": round(val["accuracy_tta"], 4),
+        "private_test_accuracy_tta": round(test["accuracy_tta"], 4),
+    }
+    update_manifest(zoo_dir, manifest_entry(name, onnx_path.name, metrics, training))
+    if test_dir is not None:
+        full = {"public_test": val, "private_test": test, "manifest_metrics": metrics}
+        (test_dir / "metrics.json").write_text(json.dumps(full, indent=2))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m training.export",
+        description="Export a training checkpoint to models_zoo/<name>.onnx, score the ONNX file on PublicTest and "
+        "PrivateTest, and record it in models_zoo/manifest.json.",
+        epilog="example: python -m training.export logs/cnn-20261123-2330/best.pt --name cnn "
+        "--data ../shared/data/fer2013",
+    )
+    p.add_argument("checkpoint", help="best.pt (or last.pt) from a training run folder")
+    p.add_argument("--name", help="model name in the manifest (default: the checkpoint's model)")
+    p.add_argument("--data", required=True, help="FER2013 (CSV or folder) for the metrics written to the manifest")
+    p.add_argument("--out", default="models_zoo", help="zoo folder (default: %(default)s)")
+    p.add_argument("--eval-dir", help="where to write the PrivateTest report files (default: the checkpoint's folder)")
+    args = p.parse_args(argv)
+
+    from training.checkpoint import load as load_ckpt
+    from training.checkpoint import load_model
+    from training.datasets import DatasetError, load_fer2013
+
+    try:
+        ckpt = load_ckpt(args.checkpoint)
+        model = load_model(args.checkpoint)
+        name = args.name or ckpt["model_name"]
+        data = load_fer2013(args.data)
+        eval_dir = args.eval_dir or Path(args.checkpoint).parent
+        metrics = export_and_register(model, name, args.out, data, ckpt.get("training_summary", {}), eval_dir)
+    except (DatasetError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {args.out}/{name}.onnx: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
