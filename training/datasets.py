@@ -89,7 +89,9 @@ def load_fer2013(path: str | os.PathLike, cache: bool = True) -> FER2013:
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp.npz")
-        arrays = {f"{s}_{k}": getattr(getattr(data, s), k) for s in ("train", "val", "test") for k in ("images", "labels")}
+        arrays = {
+            f"{s}_{k}": getattr(getattr(data, s), k) for s in ("train", "val", "test") for k in ("images", "labels")
+        }
         np.savez(tmp, **arrays)
         os.replace(tmp, cache_file)
     return data

@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-bf16", dest="bf16", action="store_false", default=None,
       help="train in fp32 instead of bfloat16 autocast (slower on CPUs with AVX-512 BF16)")
     a("--threads", type=int, help="CPU threads for torch (default: all cores)")
-    a("--out", default=str(ROOT / "models_zoo"), help="zoo folder for the ONNX file and manifest (default: models_zoo/)")
+    a("--out", default=str(ROOT / "models_zoo"), help="ONNX file + manifest folder (default: models_zoo/)")
     a("--name", help="model name in the manifest (default: the --model name)")
     a("--log-root", default=str(ROOT / "logs"), help="where run folders go (default: logs/)")
     a("--resume", nargs="?", const="latest", metavar="RUN_DIR",
