@@ -45,6 +45,22 @@ def torch_predictor(model) -> Predictor:
     return run
 
 
+def ensemble_predictor(predictors: list[Predictor]) -> Predictor:
+    """Mean of the models' probabilities, returned as log-probabilities so argmax and softmax still apply."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        probs = np.mean([softmax(p(x)) for p in predictors], axis=0)
+        return np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
+
+    return run
+
+
+def zoo_models(zoo_dir: str | Path) -> list[Path]:
+    """The ONNX files listed in a zoo's manifest, in manifest order."""
+    manifest = json.loads((Path(zoo_dir) / "manifest.json").read_text())
+    return [Path(zoo_dir) / m["file"] for m in manifest["models"]]
+
+
 def predict_logits(predict: Predictor, images: np.ndarray, tta: bool = False, batch: int = 512) -> np.ndarray:
     """Logits for uint8 images (N,48,48); with ``tta`` the mean of the image's and its mirror's logits."""
     out = []
@@ -104,6 +120,23 @@ def score(
     return metrics
 
 
+def record_ensemble(zoo_dir: str | Path, models: list[str], split: str, metrics: dict) -> None:
+    """Store the ensemble's measured accuracy in the manifest, beside the per-model metrics."""
+    from training.datasets import SPLIT_OF_USAGE
+    from training.export import read_manifest, write_manifest
+
+    key = {"val": "public_test", "test": "private_test", "train": "train"}[SPLIT_OF_USAGE.get(split, split)]
+    manifest = read_manifest(zoo_dir)
+    ens = manifest.get("ensemble", {})
+    if ens.get("models") != models:
+        ens = {"models": models, "method": "mean of probabilities"}
+    ens[f"{key}_accuracy"] = round(metrics["accuracy"], 4)
+    if "accuracy_tta" in metrics:
+        ens[f"{key}_accuracy_tta"] = round(metrics["accuracy_tta"], 4)
+    manifest["ensemble"] = ens
+    write_manifest(zoo_dir, manifest)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.evaluate",
@@ -112,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         epilog="example: python -m training.evaluate models_zoo/cnn.onnx --data ../shared/data/fer2013 "
         "--split test --tta --out logs/eval-cnn",
     )
-    p.add_argument("model", help="an exported .onnx file or a checkpoint (.pt) written by training.train")
+    p.add_argument("model", nargs="*", help="exported .onnx file(s) or a checkpoint (.pt) written by training.train; "
+                   "several files are scored as an ensemble (mean of probabilities)")
+    p.add_argument("--zoo", help="score the ensemble of every model in this zoo's manifest.json (e.g. models_zoo)")
+    p.add_argument("--record", action="store_true", help="with --zoo: write the ensemble's accuracy for this split "
+                   "into the manifest under 'ensemble'")
     p.add_argument("--data", required=True, help="fer2013.csv or the Kaggle folder with train/ and test/")
     p.add_argument("--split", default="val", choices=["train", "val", "test", "Training", "PublicTest", "PrivateTest"],
                    help="which split to score: val = PublicTest (model selection), test = PrivateTest "
@@ -125,15 +162,26 @@ def main(argv: list[str] | None = None) -> int:
     from training.datasets import DatasetError, load_fer2013
 
     try:
+        files = [Path(m) for m in args.model] + (zoo_models(args.zoo) if args.zoo else [])
+        if not files:
+            raise ValueError("give a model file or --zoo DIR")
         split = load_fer2013(args.data).split(args.split)
-        if args.model.endswith(".onnx"):
-            predict = onnx_predictor(args.model, args.threads)
-        else:
-            from training.checkpoint import load_model
+        predictors = []
+        for f in files:
+            if f.suffix == ".onnx":
+                predictors.append(onnx_predictor(f, args.threads))
+            else:
+                from training.checkpoint import load_model
 
-            predict = torch_predictor(load_model(args.model))
+                predictors.append(torch_predictor(load_model(f)))
+        predict = predictors[0] if len(predictors) == 1 else ensemble_predictor(predictors)
+        name = files[0].name if len(files) == 1 else "ensemble of " + " + ".join(f.stem for f in files)
         metrics = score(predict, split.images, split.labels, args.out, tta=args.tta,
-                        title=f"{Path(args.model).name} on {args.split}")
+                        title=f"{name} on {args.split}")
+        if args.record:
+            if not args.zoo:
+                raise ValueError("--record needs --zoo")
+            record_ensemble(args.zoo, [f.stem for f in files], args.split, metrics)
     except (DatasetError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -76,6 +76,13 @@ def update_manifest(zoo_dir: str | Path, entry: dict) -> Path:
     models = [m for m in manifest["models"] if m["name"] != entry["name"]] + [entry]
     order = {name: i for i, name in enumerate(DISPLAY_NAMES)}
     manifest["models"] = sorted(models, key=lambda m: (order.get(m["name"], len(order)), m["name"]))
+    manifest.pop("ensemble", None)  # measured on the old models: stale now, re-measure with training.evaluate --zoo
+    return write_manifest(zoo_dir, manifest)
+
+
+def write_manifest(zoo_dir: str | Path, manifest: dict) -> Path:
+    """Atomic write: the app may be reading the manifest while training updates it."""
+    zoo_dir = Path(zoo_dir)
     zoo_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=zoo_dir, prefix=".manifest-", suffix=".json")
     with os.fdopen(fd, "w") as f:

@@ -59,9 +59,25 @@ def cnn(width: int = 32, dropout: float = 0.3, fc: int = 256) -> nn.Module:
     return nn.Sequential(*layers, *head)
 
 
-def ff(hidden: tuple[int, ...] = (1024, 512, 256, 128), dropout: float = 0.3, slope: float = 0.01) -> nn.Module:
-    """Feed-forward net on the 2,304 pixels: Linear+BatchNorm+LeakyReLU+Dropout per hidden layer, Xavier init."""
-    layers: list[nn.Module] = [nn.Flatten()]
+class PerImageStandardize(nn.Module):
+    """Subtract each face's own mean and divide by its own std: a pixel MLP cannot learn lighting invariance."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        mean = flat.mean(dim=1, keepdim=True)
+        std = flat.std(dim=1, keepdim=True).clamp_min(1e-3)
+        return (flat - mean) / std
+
+
+def ff(
+    hidden: tuple[int, ...] = (1024, 512, 256, 128), dropout: float = 0.3, slope: float = 0.01,
+    per_image: bool = False,
+) -> nn.Module:
+    """Feed-forward net on the 2,304 pixels: Linear+BatchNorm+LeakyReLU+Dropout per hidden layer, Xavier init.
+
+    ``per_image`` standardises each face by its own statistics first (inside the graph, so the ONNX contract holds).
+    """
+    layers: list[nn.Module] = [PerImageStandardize() if per_image else nn.Flatten()]
     cin = 48 * 48
     for h in hidden:
         layers += [nn.Linear(cin, h), nn.BatchNorm1d(h), nn.LeakyReLU(slope, inplace=True), nn.Dropout(dropout)]

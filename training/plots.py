@@ -72,9 +72,13 @@ def plot_search(trials: Sequence[dict], path: str | Path, title: str = "") -> No
     it = np.array([t["iteration"] for t in trials])
     acc = np.array([np.nan if t.get("val_accuracy") is None else t["val_accuracy"] for t in trials], float)
     accepted = np.array([bool(t.get("accepted")) for t in trials])
+    failed = np.isnan(acc)
     ax.scatter(it[accepted], acc[accepted], c="tab:green", label="accepted", zorder=3)
-    ax.scatter(it[~accepted], acc[~accepted], c="tab:red", marker="x", label="rejected", zorder=3)
+    ax.scatter(it[~accepted & ~failed], acc[~accepted & ~failed], c="tab:red", marker="x", label="rejected", zorder=3)
     ax.plot(it, [t.get("best_so_far") or np.nan for t in trials], "k-", lw=1.5, label="best so far")
+    if failed.any():  # failed trials have no accuracy: mark them on the bottom edge so they are not invisible
+        ax.scatter(it[failed], np.full(failed.sum(), 0.02), transform=ax.get_xaxis_transform(), c="tab:gray",
+                   marker="v", label="failed", zorder=3)
     ax.set(xlabel="trial", ylabel="validation accuracy (PublicTest)")
     ax.grid(alpha=0.3)
     ax2 = ax.twinx()

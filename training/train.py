@@ -449,7 +449,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         params["pretrained"] = "imagenet"
     d["model_params"] = params
     cfg = TrainConfig.from_dict(d)
-    bad = set(params) - {"cnn": {"width", "dropout", "fc"}, "ff": {"hidden", "dropout", "slope"},
+    bad = set(params) - {"cnn": {"width", "dropout", "fc"}, "ff": {"hidden", "dropout", "slope", "per_image"},
                          "resnet18": {"dropout", "pretrained", "weights"}}[cfg.model]
     if bad:
         raise ValueError(f"model {cfg.model} has no parameter(s) {', '.join(sorted(bad))}")

@@ -1,0 +1,55 @@
+"""Evaluation: single models, ensembles of a zoo, and the ensemble metric recorded in the manifest."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.fer_synth import make_fer, write_csv
+from training import evaluate, export
+from training.models import build_model
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    torch.manual_seed(0)
+    for name in ("cnn", "ff"):
+        params = {"cnn": {"width": 4, "fc": 8}, "ff": {"hidden": (16,)}}[name]
+        path = export.export_onnx(build_model(name, **params).eval(), tmp_path / "zoo" / f"{name}.onnx")
+        export.update_manifest(tmp_path / "zoo", export.manifest_entry(name, path.name, {}, {}))
+    return tmp_path / "zoo"
+
+
+def test_ensemble_is_mean_of_probabilities(zoo):
+    preds = [evaluate.onnx_predictor(f) for f in evaluate.zoo_models(zoo)]
+    x = np.random.default_rng(0).random((4, 1, 48, 48), dtype=np.float32)
+    want = (evaluate.softmax(preds[0](x)) + evaluate.softmax(preds[1](x))) / 2
+    got = evaluate.softmax(evaluate.ensemble_predictor(preds)(x))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_scores_zoo_and_records_ensemble(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMOTIONLENS_CACHE", str(tmp_path / "cache"))
+    csv_path = write_csv(make_fer(14, 21, 21), tmp_path / "fer.csv")
+    rc = evaluate.main(["--zoo", str(zoo), "--data", str(csv_path), "--split", "test", "--tta", "--record",
+                        "--out", str(tmp_path / "ev")])
+    assert rc == 0
+    assert "test: accuracy" in capsys.readouterr().out
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    ens = manifest["ensemble"]
+    assert ens["models"] == ["cnn", "ff"] and 0 <= ens["private_test_accuracy"] <= 1
+    assert "private_test_accuracy_tta" in ens
+    assert (tmp_path / "ev" / "confusion_matrix.png").exists()
+    # replacing a model makes the recorded ensemble stale, so it is dropped
+    export.update_manifest(zoo, export.manifest_entry("ff", "ff.onnx", {}, {}))
+    assert "ensemble" not in json.loads((zoo / "manifest.json").read_text())
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert evaluate.main(["--data", str(tmp_path / "none.csv")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
