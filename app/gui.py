@@ -37,7 +37,8 @@ from app.emotions import COLORS, EMOTIONS
 from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
 
 APP_NAME = "EmotionLens"
-PANEL_WIDTH = 392  # side panel: two 180 px charts side by side plus margins
+PANEL_WIDTH = 420  # side panel at start: two charts side by side; the user can drag the divider
+CHART_MIN_W = 185  # the panel lays out as many chart columns as fit this width
 DISPLAY_MAX_SIDE = 2560  # photos larger than this are pre-shrunk once so live resizes stay fast
 RESIZE_DEBOUNCE_MS = 120
 POLL_MS = 30
@@ -83,6 +84,7 @@ class _Loaded:
     base: Image.Image | None = None  # display copy, at most DISPLAY_MAX_SIDE per side
     result: Any = None  # PhotoResult
     error: str | None = None
+    reason: str | None = None
     zoo_error: bool = False
 
 
@@ -119,12 +121,13 @@ class App:
         self._batch_job: _Job | None = None
         self.batch_summary: str = ""
         self._resize_after: str | None = None
+        self._poll_after: str | None = None
         self._closed = False
 
         self._build_ui(eye_check)
         self._worker = threading.Thread(target=self._worker_loop, name="emotionlens-worker", daemon=True)
         self._worker.start()
-        self.root.after(POLL_MS, self._poll)
+        self._poll_after = self.root.after(POLL_MS, self._poll)
         self._submit(_Job("models", 0))
 
     # ------------------------------------------------------------------ UI construction
@@ -144,6 +147,8 @@ class App:
         self.bold.configure(weight="bold")
         self.small = tkfont.nametofont("TkDefaultFont").copy()
         self.small.configure(size=max(8, int(self.small.cget("size")) - 1))
+        self.small_bold = self.small.copy()
+        self.small_bold.configure(weight="bold")
         self.label_font = tkfont.nametofont("TkDefaultFont").copy()
         self.label_font.configure(weight="bold")
 
@@ -195,22 +200,28 @@ class App:
         self.cancel_btn = ttk.Button(status, text="Cancel", command=self.cancel_batch)
         self.progress = ttk.Progressbar(status, length=180, mode="indeterminate")  # shown only while busy
 
-        # Body: photo canvas and the scrollable face panel.
-        body = ttk.Frame(root)
+        # Body: photo canvas and the scrollable face panel, with a draggable divider between them.
+        body = ttk.PanedWindow(root, orient=tk.HORIZONTAL)
         body.pack(side=tk.TOP, fill=tk.BOTH, expand=True)
-        side = ttk.Frame(body, width=PANEL_WIDTH)
-        side.pack(side=tk.RIGHT, fill=tk.Y)
+        self.canvas = tk.Canvas(body, bg=CANVAS_BG, highlightthickness=0, width=400, height=300)
+        self.canvas.bind("<Configure>", self._on_canvas_resize)
+        side = ttk.Frame(body)
         self.panel = tk.Canvas(side, width=PANEL_WIDTH - 16, bg="white", highlightthickness=0)
         scroll = ttk.Scrollbar(side, orient=tk.VERTICAL, command=self.panel.yview)
         self.panel.configure(yscrollcommand=scroll.set)
         scroll.pack(side=tk.RIGHT, fill=tk.Y)
-        self.panel.pack(side=tk.LEFT, fill=tk.Y, expand=True)
+        self.panel.pack(side=tk.LEFT, fill=tk.BOTH, expand=True)
+        self.panel.bind("<Configure>", self._on_panel_resize)
         for seq in ("<MouseWheel>", "<Button-4>", "<Button-5>"):
             self.panel.bind(seq, self._on_wheel)
-
-        self.canvas = tk.Canvas(body, bg=CANVAS_BG, highlightthickness=0)
-        self.canvas.pack(side=tk.LEFT, fill=tk.BOTH, expand=True)
-        self.canvas.bind("<Configure>", self._on_canvas_resize)
+        body.add(self.canvas, weight=1)
+        body.add(side, weight=0)
+        self.body = body
+        self._sash_moved_by_user = False
+        body.bind("<ButtonRelease-1>", lambda _e: setattr(self, "_sash_moved_by_user", True))
+        body.bind("<Configure>", self._on_body_resize)
+        self._panel_width = 0
+        self._panel_after: str | None = None
 
     # ------------------------------------------------------------------ public API (tests drive these)
 
@@ -293,7 +304,7 @@ class App:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.root.update()
-            if self._pending == 0 and self._resize_after is None:
+            if self._pending == 0 and self._resize_after is None and self._panel_after is None:
                 self.root.update_idletasks()
                 return True
             time.sleep(0.01)
@@ -332,6 +343,10 @@ class App:
         if self._batch_job is not None:
             self._batch_job.cancel.set()
         self._jobs.put(None)
+        for after_id in (self._poll_after, self._resize_after, self._panel_after):  # else Tk reports them
+            if after_id is not None:
+                self.root.after_cancel(after_id)
+        self.progress.stop()
         self.root.destroy()
 
     # ------------------------------------------------------------------ dialogs (handlers only)
@@ -442,7 +457,8 @@ class App:
         try:
             rgb = job.rgb if job.rgb is not None else load_image(job.path)  # type: ignore[arg-type]
         except ImageError as e:
-            out.error = " ".join(str(e).split())
+            out.error = " ".join(str(e).split())  # "<path>: <reason>", for the message in the window
+            out.reason = " ".join(str(e.reason).split())  # the status bar names the file already
             return out
         out.rgb = rgb
         if job.rgb is None:
@@ -513,7 +529,7 @@ class App:
                     self._set_idle()
         except queue.Empty:
             pass
-        self.root.after(POLL_MS, self._poll)
+        self._poll_after = self.root.after(POLL_MS, self._poll)
 
     def _on_models(self, error: str | None) -> None:
         self.zoo_error = error
@@ -540,7 +556,7 @@ class App:
             self.path, self.rgb, self.result, self._base = loaded.path, None, None, None
             self._draw_panel()
             self._show_message(f"Cannot open this file.\n\n{loaded.error}")
-            self.status_var.set(f"Cannot open {name}: {loaded.error}")
+            self.status_var.set(f"Cannot open {name}: {loaded.reason or loaded.error}")
             self._update_save_state()
             return
         self.path, self.rgb = loaded.path, loaded.rgb
@@ -567,8 +583,8 @@ class App:
         eyes = "eye check on" if self.eye_var.get() else "eye check off"
         if n == 0:
             hint = (
-                "Try turning off 'Verify eyes'." if self.eye_var.get() else "Faces need to be frontal and at "
-                "least about 30 px wide."
+                "Try turning off 'Verify eyes'." if self.eye_var.get()
+                else "Only upright, roughly frontal faces are found; small faces in large photos may be missed."
             )
             self.message = f"No face found in {name}. {hint}"
             self.status_var.set(f"{name} ({w}×{h}): no face found · {timing} · {eyes}")
@@ -719,11 +735,27 @@ class App:
         else:
             self.panel.yview_scroll(3, "units")
 
+    def _on_body_resize(self, event: tk.Event) -> None:
+        """Keep the panel at most 40% of a narrow window, so the photo stays the main thing (until dragged)."""
+        if self._sash_moved_by_user or event.width < 50:
+            return
+        side = min(PANEL_WIDTH, int(0.4 * event.width))
+        self.body.sashpos(0, max(100, event.width - side))
+
+    def _on_panel_resize(self, event: tk.Event) -> None:
+        if event.width == self._panel_width:
+            return
+        self._panel_width = event.width
+        if self._panel_after is not None:
+            self.root.after_cancel(self._panel_after)
+        self._panel_after = self.root.after(RESIZE_DEBOUNCE_MS, self._draw_panel)
+
     def _draw_panel(self) -> None:
+        self._panel_after = None
         p = self.panel
         p.delete("all")
         self._panel_images.clear()
-        pw = int(p.cget("width"))
+        pw = max(self._panel_width or int(p.cget("width")), 200)
         y = 8
         if self.result is None:
             text = "Faces appear here with each model's probabilities." if not self.zoo_error else ""
@@ -754,20 +786,20 @@ class App:
         e = face.ensemble
         b = face.box
         p.create_text(116, y + 2, text=f"Face {face.index}", anchor=tk.NW, font=self.bold, tags=(tag,))
+        wrap = max(60, pw - 126)
         p.create_text(116, y + 24, text=f"{e.label} {percent(e.confidence)}", anchor=tk.NW,
-                      font=self.bold, fill=hex_color(e.label), tags=(tag,))
-        p.create_text(116, y + 46, text="ensemble of the models below", anchor=tk.NW, font=self.small,
-                      fill="#666666", tags=(tag,))
-        p.create_text(116, y + 64, text=f"box x={b.x} y={b.y} w={b.w} h={b.h}", anchor=tk.NW,
-                      font=self.small, fill="#666666", tags=(tag,))
+                      font=self.bold, fill=hex_color(e.label), width=wrap, tags=(tag,))
+        p.create_text(116, y + 46, text=f"ensemble of {len(models)} models\n{b.w}×{b.h} px at ({b.x}, {b.y})",
+                      anchor=tk.NW, font=self.small, fill="#666666", width=wrap, tags=(tag,))
         y += 104
         charts = [(m.display_name, face.predictions[m.name]) for m in models if m.name in face.predictions]
         charts.append(("ensemble", face.ensemble))
-        col_w = (pw - 20) // 2
+        ncols = max(1, min(len(charts), (pw - 20) // CHART_MIN_W))
+        col_w = (pw - 20) // ncols
         row_bottom = y
         for k, (name, pred) in enumerate(charts):
-            cx = 10 + (k % 2) * col_w
-            if k % 2 == 0:
+            cx = 10 + (k % ncols) * col_w
+            if k % ncols == 0:
                 y = row_bottom
             row_bottom = max(row_bottom, self._draw_chart(name, pred, cx, y, col_w - 8, tag))
         p.create_rectangle(4, top - 4, pw - 4, row_bottom + 2, outline="#cccccc", tags=(tag,))
@@ -777,10 +809,11 @@ class App:
         """A 7-bar horizontal chart; the top class in its colour and bold, the rest grey."""
         p = self.panel
         probs = np.asarray(pred.probs, dtype=float)
-        title_font = self.bold
-        p.create_text(x, y, text=f"{name} {pred.label} {percent(pred.confidence)}", anchor=tk.NW,
-                      font=title_font, fill=hex_color(pred.label), tags=(tag, "row"))
-        y += title_font.metrics("linespace") + 2
+        title = f"{name} {pred.label} {percent(pred.confidence)}"
+        title_font = self.bold if self.bold.measure(title) <= w else self.small_bold
+        t = p.create_text(x, y, text=title, anchor=tk.NW, font=title_font, fill=hex_color(pred.label),
+                          width=w, tags=(tag, "row"))  # a very long model name wraps instead of overlapping
+        y = p.bbox(t)[3] + 2
         name_w, pct_w, row_h = 66, 36, max(13, self.small.metrics("linespace"))
         bar_w = max(20, w - name_w - pct_w)
         classes = list(EMOTIONS) if len(probs) == len(EMOTIONS) else [str(i) for i in range(len(probs))]
