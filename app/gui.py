@@ -448,6 +448,7 @@ class App:
             self.labeler = self._labeler_factory()  # one assignment: the Tk thread never sees it half-made
             return None
         except ZooError as e:
+            self.labeler = None  # what the message says: the next open retries rather than using old models
             return " ".join(str(e).split())
 
     def _run_label(self, job: _Job) -> _Loaded:
@@ -539,7 +540,7 @@ class App:
                 "Put the trained models (manifest.json + .onnx files) in the model folder or start with "
                 "--zoo DIR, then use File > Reload models or open an image to try again."
             )
-            self.status_var.set(f"Models missing: {error}")
+            self.status_var.set(f"Models not loaded: {error}")
             return
         names = ", ".join(m.display_name for m in self.labeler.models)
         if self.rgb is None and self.path is None:
@@ -569,7 +570,7 @@ class App:
             self.result = None
             self._draw_panel()
             self._show_message(f"Models could not be loaded, so no labels.\n\n{loaded.error}")
-            self.status_var.set(f"Models missing: {loaded.error}")
+            self.status_var.set(f"Models not loaded: {loaded.error}")
             return
         if self.zoo_error:
             self.zoo_error = None  # a retry succeeded

@@ -182,14 +182,14 @@ def test_not_an_image_and_missing_file(make_app, tiny_zoo, tmp_path):
 def test_missing_zoo_shows_message_then_retries(make_app, tiny_zoo, sample_photo, tmp_path):
     zoo = tmp_path / "zoo"
     app = make_app(zoo_dir=zoo)
-    assert app.zoo_error and app.status().startswith("Models missing")
+    assert app.zoo_error and app.status().startswith("Models not loaded")
     messages = [app.canvas.itemcget(i, "text") for i in app.canvas.find_withtag("message")
                 if app.canvas.type(i) == "text"]
     assert messages and "Models could not be loaded" in messages[0]
     # Opening a photo still shows it, with the message instead of labels.
     app.open_image(sample_photo)
     assert app.wait_idle(WAIT)
-    assert app.status().startswith("Models missing") and app.face_rows() == []
+    assert app.status().startswith("Models not loaded") and app.face_rows() == []
     assert app.canvas.find_withtag("photo")
     # The user copies the models in; the next open retries and labels.
     shutil.copytree(tiny_zoo, zoo)
@@ -237,10 +237,34 @@ def test_superseded_request_is_dropped(make_app, tiny_zoo, sample_photo, tmp_pat
     _scene((4000, 3000), 1400, sample_photo).save(big, quality=90)
     app = make_app(zoo_dir=tiny_zoo)
     app.open_image(big)
+    app.root.update()
+    assert app.busy and app.progress.winfo_manager() == "pack"  # the busy indicator is showing
+    assert str(app.root.cget("cursor")) == "watch"
     app.open_image(sample_photo)  # the user changed their mind before the first finished
     assert app.wait_idle(WAIT)
     assert Path(app.path).name == "sample.jpg" and app.rgb.shape[:2] == (512, 512)
     assert "sample.jpg" in app.status() and "sample.jpg" in app.root.title()
+    assert not app.busy and app.progress.winfo_manager() == "" and str(app.root.cget("cursor")) == ""
+
+
+def test_any_number_of_models_in_manifest_order(make_app, zoo_factory, sample_photo):
+    zoo = zoo_factory(("resnet18", "cnn", "extra", "ff"))
+    app = make_app(zoo_dir=zoo)
+    app.open_image(sample_photo)
+    assert app.wait_idle(WAIT)
+    (rows,) = app.face_rows()
+    assert [r.split()[0] for r in rows] == ["ResNet18", "CNN", "EXTRA", "FF", "ensemble"]
+    assert [t.split()[0] for t in app.canvas_labels()] == ["ResNet18", "CNN", "EXTRA", "FF"]
+
+
+def test_corrupt_model_at_start_shows_message(make_app, zoo_copy, sample_photo):
+    (zoo_copy / "ff.onnx").write_bytes(b"not a model")
+    app = make_app(zoo_dir=zoo_copy)
+    assert app.status().startswith("Models not loaded") and "ff.onnx" in app.status()
+    assert "\n" not in app.status()
+    app.open_image(sample_photo)  # retries, fails the same way, still no exception
+    assert app.wait_idle(WAIT)
+    assert app.face_rows() == [] and "ff.onnx" in app.status()
 
 
 def test_batch_folder_writes_copies_and_csv(make_app, tiny_zoo, sample_photo, tmp_path):
