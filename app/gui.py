@@ -57,11 +57,6 @@ def percent(p: float) -> str:
     return f"{100.0 * float(p):.0f}%"
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` (not recursive), sorted by name, by suffix only."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 @dataclass
 class _Job:
     """One unit of work for the worker thread; ``request`` orders label jobs so stale ones can be dropped."""
@@ -266,10 +261,11 @@ class App:
         return out
 
     def open_folder(self, folder: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
-        """Label every image in ``folder`` into ``out_dir`` (annotated copies + labels.csv) in the background.
+        """Label every image directly in ``folder`` into ``out_dir`` in the background, like the batch CLI.
 
-        Originals are never written: an output folder equal to the input gets a ``labelled`` sub-folder.
-        Returns the output folder actually used.
+        ``out_dir`` gets labels.csv, summary.json and annotated/ copies; originals are never written. An output
+        folder equal to the input gets a ``labelled`` sub-folder so the photo folder stays clean. Returns the
+        output folder actually used.
         """
         src = Path(folder)
         out = Path(out_dir) if out_dir is not None else src.with_name(src.name + "_labelled")
@@ -374,7 +370,7 @@ class App:
             return
         out = filedialog.askdirectory(
             parent=self.root,
-            title="Write annotated copies and labels.csv to (a new or empty folder)",
+            title="Folder for labels.csv, summary.json and annotated/ copies",
             initialdir=str(Path(src).parent),
             mustexist=False,
         )
@@ -482,27 +478,23 @@ class App:
         from app.zoo import ZooError
 
         try:
-            files = list_images(job.path)
-        except OSError as e:
-            return f"Batch: cannot list {job.path}: {e.strerror or e}"
-        if not files:
-            return f"Batch: no images in {job.path}"
-        try:
             labeler = self._ensure_labeler()
         except ZooError as e:
-            return "Batch: " + " ".join(str(e).split())
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        done, faces, failed = label_folder(
-            labeler,
-            files,
-            job.out_dir,
-            eye_check=job.eye_check,
-            cancel=job.cancel,
-            progress=lambda i, n, name: self._results.put(("progress", 0, (i, n, name))),
+            return "Batch not started: " + " ".join(str(e).split())
+        try:
+            s = label_folder(
+                labeler, job.path, job.out_dir, eye_check=job.eye_check, cancel=job.cancel,
+                progress=lambda i, n, name: self._results.put(("progress", 0, (i, n, name))),
+            )
+        except OSError as e:
+            return f"Batch failed: {getattr(e, 'filename', None) or job.out_dir}: {e.strerror or e}"
+        if s["images"] == 0:
+            return f"Batch: no images in {job.path}"
+        what = "cancelled after" if s["interrupted"] else "done:"
+        return (
+            f"Batch {what} {s['done']} of {s['images']} images: {s['faces']} faces, "
+            f"{len(s['no_face'])} without a face, {len(s['errors'])} unreadable → {job.out_dir}"
         )
-        what = "cancelled after" if job.cancel.is_set() else "labelled"
-        extra = f", {failed} unreadable" if failed else ""
-        return f"Batch {what} {done} of {len(files)} images ({faces} faces{extra}) → {job.out_dir}"
 
     # ------------------------------------------------------------------ Tk thread: results
 
@@ -871,63 +863,77 @@ class App:
 
 def label_folder(
     labeler: Any,
-    files: list[Path],
+    folder: Path,
     out_dir: Path,
     eye_check: bool = True,
     cancel: threading.Event | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-) -> tuple[int, int, int]:
-    """Label ``files`` into ``out_dir``: an annotated copy of each plus ``labels.csv`` (one row per face).
+) -> dict[str, Any]:
+    """Label the images directly in ``folder`` into ``out_dir`` exactly as ``python -m app.batch --annotate``.
 
-    Kept here as the GUI's fallback; returns (images done, faces found, unreadable files). Stops between
-    files when ``cancel`` is set; the CSV written so far stays valid.
+    Same files (labels.csv, summary.json, annotated/ copies, the resume journal) built from app.batch's own
+    helpers, so a GUI run and a CLI run are interchangeable and ``app.batch --resume`` can finish a cancelled
+    GUI run. app.batch's ``run`` cannot be reused as is: it stops only on SIGINT and reports to tqdm, while
+    the window needs a Cancel button and a progress bar. Returns app.batch's summary dict.
     """
+    import argparse
+    import json
+
+    from app import batch
     from app.annotate import annotate, save_image
 
+    t0 = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scan = batch.scan_inputs([folder], out_dir, recursive=False)
+    done = batch.prepare_outputs(out_dir, batch.csv_header(labeler.models), resume=False)
     names = {m.name: m.display_name for m in labeler.models}
-    model_names = [m.name for m in labeler.models]
-    header = ["file", "face", "x", "y", "w", "h", "label", "confidence"]
-    for n in model_names:
-        header += [f"{n}_label", f"{n}_confidence"]
-    header.append("error")
-    done = faces = failed = 0
-    csv_path = out_dir / "labels.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        for i, path in enumerate(files):
+    this_run: list[dict[str, Any]] = []
+    cancelled = False
+    total = len(scan.items)
+    with (
+        open(out_dir / batch.LABELS, "a", encoding="utf-8", newline="") as labels_f,
+        open(out_dir / batch.JOURNAL, "a", encoding="utf-8") as journal_f,
+    ):
+        writer = csv.writer(labels_f, lineterminator="\n")
+        for i, item in enumerate(scan.items):
             if cancel is not None and cancel.is_set():
+                cancelled = True
                 break
             if progress is not None:
-                progress(i, len(files), path.name)
+                progress(i, total, item.path.name)
+            # The journal's key and record fields are app.batch's (see its _label_one).
+            rec: dict[str, Any] = {"key": os.path.abspath(item.path), "image": str(item.path), "faces": 0,
+                                   "error": None}
             try:
-                rgb = load_image(path)
+                rgb = load_image(item.path)
+                result = labeler.label_image(rgb, eye_check=eye_check, path=item.path)
             except ImageError as e:
-                failed += 1
-                writer.writerow([path.name, 0] + [""] * (len(header) - 3) + [e.reason])
-                done += 1
-                continue
-            result = labeler.label_image(rgb, eye_check=eye_check, path=path)
-            for f in result.faces:
-                b = f.box
-                e = f.ensemble
-                row = [path.name, f.index, b.x, b.y, b.w, b.h, e.label, f"{e.confidence:.4f}"]
-                for n in model_names:
-                    pr = f.predictions.get(n)
-                    row += [pr.label, f"{pr.confidence:.4f}"] if pr is not None else ["", ""]
-                writer.writerow(row + [""])
-            if not result.faces:
-                writer.writerow([path.name, 0] + [""] * (len(header) - 3) + ["no face found"])
-            faces += len(result.faces)
-            out = out_dir / path.name
-            if out.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-                out = out.with_suffix(".png")
-            save_image(annotate(rgb, result, names), out)
-            done += 1
-            fh.flush()
-        if progress is not None:
-            progress(done, len(files), "")
-    return done, faces, failed
+                rec["error"] = e.reason
+            except MemoryError:
+                rec["error"] = "not enough memory to label this image"
+            else:
+                target = batch.annotated_path(out_dir, item)
+                try:
+                    save_image(annotate(rgb, result, names), target)
+                except (OSError, ValueError) as e:
+                    rec["annotate_error"] = f"cannot write {target} ({getattr(e, 'strerror', None) or e})"
+                for f in result.faces:
+                    b = f.box
+                    row: list[Any] = [str(item.path), f.index, b.x, b.y, b.w, b.h]
+                    for m in labeler.models:
+                        p = f.predictions[m.name]
+                        row += [p.label, f"{p.confidence:.4f}"]
+                    writer.writerow(row + [f.ensemble.label, f"{f.ensemble.confidence:.4f}"])
+                labels_f.flush()
+                rec["faces"] = len(result.faces)
+                rec["seconds"] = round(result.seconds, 4)
+            journal_f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            journal_f.flush()
+            this_run.append(rec)
+    if progress is not None:
+        progress(len(this_run), total, "")
+    args = argparse.Namespace(no_eye_check=not eye_check)
+    return batch.write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t0, cancelled)
 
 
 def run(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | None = None,

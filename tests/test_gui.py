@@ -6,10 +6,13 @@ code paths the buttons call minus the file dialogs, and what is asserted is read
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -280,12 +283,19 @@ def test_batch_folder_writes_copies_and_csv(make_app, tiny_zoo, sample_photo, tm
     used = app.open_folder(src, out)
     assert used == out
     assert app.wait_idle(WAIT)
-    assert "4 of 4" in app.status(), app.status()
+    assert "4 of 4 images: 3 faces" in app.status() and "1 unreadable" in app.status(), app.status()
     assert {p.name: _sha(p) for p in src.iterdir()} == hashes  # originals untouched
-    written = sorted(p.name for p in out.iterdir())
-    assert "labels.csv" in written and {"p0.jpg", "p1.jpg", "p2.jpg"} <= set(written)
-    csv_text = (out / "labels.csv").read_text()
-    assert "p0.jpg" in csv_text and "broken.jpg" in csv_text
+    # The batch CLI's layout: labels.csv (one row per face), summary.json, annotated/ copies.
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    with open(out / "labels.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:6] == ["image", "face", "x", "y", "w", "h"] and rows[0][-2:] == ["ensemble_label",
+                                                                                     "ensemble_confidence"]
+    assert sorted(Path(r[0]).name for r in rows[1:]) == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [Path(e["image"]).name for e in summary["errors"]] == ["broken.jpg"]
+    assert [Path(e["path"]).name for e in summary["skipped"]] == ["notes.txt"]
+    assert summary["interrupted"] is False and summary["eye_check"] is True
     assert str(app.open_btn.cget("state")) == "normal"
 
 
@@ -298,13 +308,14 @@ def test_batch_into_source_folder_never_overwrites(make_app, tiny_zoo, sample_ph
     used = app.open_folder(src, src)
     assert app.wait_idle(WAIT)
     assert used != src and used.parent == src
-    assert _sha(src / "a.jpg") == before and (used / "a.jpg").is_file()
+    assert _sha(src / "a.jpg") == before and (used / "annotated" / "a.jpg").is_file()
+    assert sorted(p.name for p in src.iterdir()) == ["a.jpg", "labelled"]
 
 
 def test_batch_cancel_stops_early(make_app, tiny_zoo, sample_photo, tmp_path):
     src = tmp_path / "many"
     src.mkdir()
-    n = 40
+    n = 12
     for i in range(n):
         shutil.copy(sample_photo, src / f"img{i:02d}.jpg")
     out = tmp_path / "out"
@@ -318,9 +329,21 @@ def test_batch_cancel_stops_early(make_app, tiny_zoo, sample_photo, tmp_path):
     app.cancel_batch()
     assert app.wait_idle(WAIT)
     assert "cancelled" in app.batch_summary, app.batch_summary
-    copies = [p for p in out.iterdir() if p.suffix == ".jpg"]
+    copies = list((out / "annotated").iterdir())
     assert 1 <= len(copies) < n
-    assert (out / "labels.csv").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["done"] == len(copies)
+    assert len((out / "labels.csv").read_text().splitlines()) == 1 + len(copies)
+    # The batch CLI picks up where the cancelled GUI run stopped.
+    r = subprocess.run(
+        [sys.executable, "-m", "app.batch", str(src), "--out", str(out), "--annotate", "--resume", "--zoo",
+         str(tiny_zoo), "--threads", "1"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed"] == len(copies) and summary["done"] == n and summary["faces"] == n
+    assert len((out / "labels.csv").read_text().splitlines()) == 1 + n
     assert app.cancel_btn.winfo_manager() == ""  # hidden again
     # The window is usable afterwards.
     app.open_image(sample_photo)
