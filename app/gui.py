@@ -130,7 +130,10 @@ class App:
     def _build_ui(self, eye_check: bool) -> None:
         root = self.root
         root.title(APP_NAME)
-        root.geometry("1280x800")
+        # 1280x800, or less on a small screen (leaving room for a taskbar and the title bar).
+        w = min(1280, root.winfo_screenwidth() - 40)
+        h = min(800, root.winfo_screenheight() - 100)
+        root.geometry(f"{max(w, 720)}x{max(h, 480)}")
         root.minsize(720, 480)
         root.protocol("WM_DELETE_WINDOW", self.quit)
         root.report_callback_exception = self._report_callback_exception  # type: ignore[method-assign]
