@@ -151,6 +151,7 @@ class App:
         self.label_font.configure(weight="bold")
 
         self.eye_var = tk.BooleanVar(master=root, value=eye_check)
+        self._eye_applied = eye_check
         self.eye_var.trace_add("write", lambda *_: self._on_eye_toggle())
         self.status_var = tk.StringVar(master=root, value="Loading models…")
 
@@ -856,7 +857,9 @@ class App:
         self.save_btn.configure(state=tk.NORMAL if self.result is not None else tk.DISABLED)
 
     def _on_eye_toggle(self) -> None:
-        self.relabel()
+        if self.eye_var.get() != self._eye_applied:  # a Tk variable fires on every set, changed or not
+            self._eye_applied = self.eye_var.get()
+            self.relabel()
 
     def _report_callback_exception(self, exc: type[BaseException], val: BaseException, tb: Any) -> None:
         """A bug in a Tk callback: print it for the developer, show one line to the user, keep running."""

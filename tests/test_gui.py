@@ -137,6 +137,9 @@ def test_eye_check_toggle_relabels(make_app, tiny_zoo, false_positive_photo):
     app.set_eye_check(True)
     assert app.wait_idle(WAIT)
     assert "eye check on" in app.status() and len(app.face_rows()) == 1
+    result = app.result
+    app.set_eye_check(True)  # unchanged: no pointless re-labelling
+    assert app.wait_idle(WAIT) and app.result is result
 
 
 def test_save_annotated_writes_full_resolution_copy(make_app, tiny_zoo, sample_photo, tmp_path):
@@ -199,6 +202,17 @@ def test_missing_zoo_shows_message_then_retries(make_app, tiny_zoo, sample_photo
     app.open_image(sample_photo)
     assert app.wait_idle(WAIT)
     assert len(app.face_rows()) == 1 and app.zoo_error is None
+
+
+def test_reload_models_after_copying_them_in(make_app, tiny_zoo, tmp_path):
+    zoo = tmp_path / "zoo"
+    app = make_app(zoo_dir=zoo)
+    assert app.labeler is None and app.status().startswith("Models not loaded")
+    shutil.copytree(tiny_zoo, zoo)
+    app.reload_models()  # File > Reload models
+    assert app.wait_idle(WAIT)
+    assert app.labeler is not None and app.status().startswith("Ready: 3 models (CNN, FF, ResNet18)")
+    assert not app.canvas.find_withtag("message")
 
 
 def test_large_photo_and_small_frame(make_app, tiny_zoo, sample_photo, tmp_path):

@@ -77,3 +77,10 @@ def test_help_lists_options():
     assert r.returncode == 0
     for opt in ("--zoo", "--no-eye-check", "--self-test", "IMAGE".lower()):
         assert opt in r.stdout.lower()
+
+
+def test_window_without_display_exits_1_with_hint(tmp_path):
+    r = _run(tmp_path / "any.jpg")  # DISPLAY removed by _run
+    assert r.returncode == 1
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and "--self-test" in err, r.stderr
