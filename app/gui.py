@@ -112,6 +112,9 @@ class App:
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._results: queue.Queue[tuple[str, int, Any]] = queue.Queue()
         self._latest_request = 0
+        self._shown_request = 0  # request whose result is on screen
+        self._open_path: Path | None = None  # latest file asked for, and its request
+        self._open_request = 0
         self._pending = 0
         self._batch_job: _Job | None = None
         self.batch_summary: str = ""
@@ -228,6 +231,7 @@ class App:
         """Load and label ``path`` off the UI thread; returns the request id. Supersedes older requests."""
         p = Path(path)
         self._latest_request += 1
+        self._open_path, self._open_request = p, self._latest_request
         self.root.title(f"{p.name} — {APP_NAME}")
         self._set_busy(f"Labelling {p.name}…")
         self._submit(_Job("label", self._latest_request, path=p, eye_check=self.eye_var.get()))
@@ -235,6 +239,8 @@ class App:
 
     def relabel(self) -> int | None:
         """Label the current photo again (after the eye-check toggle), without re-reading the file."""
+        if self._open_path is not None and self._shown_request < self._open_request:
+            return self.open_image(self._open_path)  # a newer photo is still on its way: redo that one
         if self.rgb is None:
             return None
         self._latest_request += 1
@@ -516,6 +522,7 @@ class App:
                     self._on_models(payload)
                 elif kind == "label":
                     if payload is not None and request == self._latest_request:
+                        self._shown_request = request
                         self._on_label(payload)
                 elif kind == "batch":
                     self._on_batch_done(payload)
@@ -529,6 +536,7 @@ class App:
         self._poll_after = self.root.after(POLL_MS, self._poll)
 
     def _on_models(self, error: str | None) -> None:
+        had_error = self.zoo_error is not None
         self.zoo_error = error
         if error:
             self._show_message(
@@ -539,13 +547,13 @@ class App:
             self.status_var.set(f"Models not loaded: {error}")
             return
         names = ", ".join(m.display_name for m in self.labeler.models)
-        if self.rgb is None and self.path is None:
-            self._show_message("")
-            n = len(self.labeler.models)
-            self.status_var.set(f"Ready: {n} models ({names}). Open a photo with Ctrl+O.")
-        elif self.rgb is not None:
+        if self.rgb is not None:
             self.status_var.set(f"Models loaded ({names}).")
             self.relabel()
+            return
+        if had_error or self.path is None:
+            self._show_message("")  # the models message; a bad file's message stays until the next open
+        self.status_var.set(f"Ready: {len(self.labeler.models)} models ({names}). Open a photo with Ctrl+O.")
 
     def _on_label(self, loaded: _Loaded) -> None:
         name = loaded.path.name if loaded.path else "photo"

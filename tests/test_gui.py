@@ -264,6 +264,19 @@ def test_superseded_request_is_dropped(make_app, tiny_zoo, sample_photo, tmp_pat
     assert not app.busy and app.progress.winfo_manager() == "" and str(app.root.cget("cursor")) == ""
 
 
+def test_eye_toggle_while_a_new_photo_loads_labels_the_new_photo(make_app, tiny_zoo, sample_photo, tmp_path):
+    big = tmp_path / "big.jpg"
+    _scene((4000, 3000), 2000, sample_photo).save(big, quality=90)
+    app = make_app(zoo_dir=tiny_zoo)
+    app.open_image(sample_photo)
+    assert app.wait_idle(WAIT)
+    app.open_image(big)
+    app.set_eye_check(False)  # before the big photo is labelled
+    assert app.wait_idle(WAIT)
+    assert Path(app.path).name == "big.jpg" and app.rgb.shape[:2] == (3000, 4000)
+    assert "big.jpg (4000×3000)" in app.status() and "eye check off" in app.status()
+
+
 def test_any_number_of_models_in_manifest_order(make_app, zoo_factory, sample_photo):
     zoo = zoo_factory(("resnet18", "cnn", "extra", "ff"))
     app = make_app(zoo_dir=zoo)
