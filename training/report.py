@@ -1,0 +1,106 @@
+"""Print (and optionally write into README.md) the results table of the bundled models.
+
+Every number comes from ``models_zoo/manifest.json`` (written by the evaluation code) or is measured here
+(ONNX size, ms per face), so the README never carries a hand-typed metric. Example::
+
+    python -m training.report --update-readme
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ms_per_face(onnx_path: Path, repeats: int = 50) -> float:
+    """Median latency of one 48x48 face through onnxruntime on one thread (what a laptop core gives)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((1, 1, 48, 48), dtype=np.float32)
+    for _ in range(5):
+        sess.run(["logits"], {"input": x})
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sess.run(["logits"], {"input": x})
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.2f}%"
+
+
+def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
+    manifest = json.loads((zoo_dir / "manifest.json").read_text())
+    rows = [
+        "| model | PublicTest | PrivateTest | PrivateTest, flip TTA | epochs | training time | images/s "
+        "| parameters | ONNX size | ms per face |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in manifest["models"]:
+        met, tr = m["metrics"], m["training"]
+        path = zoo_dir / m["file"]
+        rows.append(
+            f"| {m['display_name']} | {_pct(met.get('public_test_accuracy'))} "
+            f"| {_pct(met.get('private_test_accuracy'))} "
+            f"| {_pct(met.get('private_test_accuracy_tta'))} | {tr.get('epochs', '—')} "
+            f"| {tr.get('seconds', 0) / 60:.0f} min | {tr.get('images_per_second', 0):.0f} "
+            f"| {tr.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB "
+            f"| {ms_per_face(path):.2f} |"
+        )
+    ens = manifest.get("ensemble")
+    if ens:
+        rows.append(
+            f"| ensemble ({' + '.join(ens['models'])}) | {_pct(ens.get('public_test_accuracy'))} "
+            f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} "
+            "| | | | | | |"
+        )
+    return "\n".join(rows)
+
+
+def replace_block(path: Path, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a Markdown file."""
+    content = path.read_text()
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pattern.search(content):
+        raise ValueError(f"{path}: no <!-- {name}:start --> ... <!-- {name}:end --> block")
+    path.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), content))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m training.report",
+        description="Print the results table of the models in a zoo from its manifest, measuring ONNX size and "
+        "ms per face here.",
+        epilog="example: python -m training.report --update-readme",
+    )
+    p.add_argument("--zoo", default=str(ROOT / "models_zoo"), help="zoo folder (default: models_zoo/)")
+    p.add_argument("--update-readme", action="store_true",
+                   help="also write the table into README.md between the results markers")
+    args = p.parse_args(argv)
+    try:
+        table = results_table(Path(args.zoo))
+        if args.update_readme:
+            replace_block(ROOT / "README.md", "results", table)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
