@@ -1,0 +1,147 @@
+"""Load any photo a user is likely to drop on the app as upright RGB uint8, or fail with one clear line.
+
+Pillow decodes (it reads EXIF orientation, palettes, CMYK and 16-bit data that ``cv2.imread`` silently gets
+wrong or refuses), and every failure becomes an :class:`ImageError` whose message names the file, so the GUI
+can show it and the batch CLI can log it without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
+)
+
+# Decompression-bomb guard, checked on the header size before any pixel is decoded. 120 megapixels admits
+# every camera photo up to medium format (a 4000x3000 phone photo is 12 MP, a 100 MP camera 102 MP) while an
+# RGB copy of the largest allowed image still fits in ~360 MB.
+MAX_PIXELS = 120_000_000
+
+# The formats named in messages when a file's contents are not an image.
+_FORMATS_HINT = "JPEG, PNG, BMP, TIFF, WebP, GIF, PGM/PPM"
+
+
+class ImageError(ValueError):
+    """An image that cannot be loaded; ``str()`` is one line ``"<path>: <reason>"``.
+
+    ``path`` and ``reason`` are also kept separately so a CSV/JSON report can store them in their own fields.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason if reason is not None else message
+
+
+def _fail(path: Path, reason: str) -> ImageError:
+    return ImageError(f"{path}: {reason}", path=str(path), reason=reason)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text[:200]
+
+
+def _too_large(size: str) -> str:
+    return (
+        f"image too large ({size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels, a guard against "
+        "decompression bombs); downscale it first"
+    )
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to RGB uint8; transparency is composited on white (how viewers show it)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im)
+        if a.dtype.kind in "iu" and (mode != "I" or int(a.max(initial=0)) > 255):
+            # 16-bit samples: scale 0..65535 to 0..255 (/257 maps 65535 exactly to 255).
+            a = (np.clip(a.astype(np.float32), 0, 65535) / 257.0 + 0.5).astype(np.uint8)
+        else:
+            a = np.clip(a, 0, 255).astype(np.uint8)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float32)
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        a = (np.nan_to_num(a) * 255 + 0.5).astype(np.uint8)
+        return np.repeat(a[:, :, None], 3, axis=2)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode in ("P", "L", "RGB") and "transparency" in im.info
+    )
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(rgb)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read ``path`` as an upright RGB uint8 ``(H, W, 3)`` array; raise :class:`ImageError` with one line.
+
+    Orientation comes from the EXIF tag (phones store portraits sideways), because the face cascade only
+    finds upright faces. Multi-frame files (GIF, TIFF) give their first frame.
+    """
+    p = Path(os.fspath(path))
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise _fail(p, "no such file") from None
+    except PermissionError:
+        raise _fail(p, "cannot read (permission denied)") from None
+    except OSError as e:
+        raise _fail(p, f"cannot read ({e.strerror or _one_line(e)})") from None
+    if p.is_dir():
+        raise _fail(p, "is a folder, not an image")
+    if st.st_size == 0:
+        raise _fail(p, "empty file (0 bytes)")
+    try:
+        f = open(p, "rb")  # noqa: SIM115 - closed below; open() separately to tell permission errors apart
+    except PermissionError:
+        raise _fail(p, "cannot read (permission denied)") from None
+    except OSError as e:
+        raise _fail(p, f"cannot read ({e.strerror or _one_line(e)})") from None
+    with f, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(f)
+        except Image.DecompressionBombError as e:  # Pillow's own, stricter-than-ours limit fired first
+            m = re.search(r"\((\d+) pixels\)", str(e))
+            size = f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "too many pixels"
+            raise _fail(p, _too_large(size)) from None
+        except Image.UnidentifiedImageError:
+            raise _fail(p, f"not an image file (contents are not {_FORMATS_HINT})") from None
+        except Exception as e:  # plugins raise SyntaxError, struct.error, EOFError... on broken headers
+            raise _fail(p, f"corrupt image header ({_one_line(e)})") from None
+        w, h = im.size
+        if w <= 0 or h <= 0:
+            raise _fail(p, f"corrupt image header (size {w}x{h})")
+        if w * h > MAX_PIXELS:
+            raise _fail(p, _too_large(f"{w}x{h} = {w * h / 1e6:.0f} megapixels"))
+        try:
+            im.load()
+        except MemoryError:
+            raise _fail(p, f"not enough memory to decode a {w}x{h} image") from None
+        except Exception as e:  # OSError "image file is truncated", SyntaxError "broken PNG file", ...
+            reason = _one_line(e)
+            if "truncated" in reason.lower():
+                raise _fail(p, "truncated image: the file ends before the picture does (interrupted copy?)") from None
+            raise _fail(p, f"corrupt image data ({reason})") from None
+        # A malformed EXIF block should not cost the user the photo: keep it as stored then.
+        with contextlib.suppress(Exception):
+            im = ImageOps.exif_transpose(im) or im
+        try:
+            return _to_rgb(im)
+        except MemoryError:
+            raise _fail(p, f"not enough memory to decode a {w}x{h} image") from None
+        except Exception as e:
+            raise _fail(p, f"cannot convert {im.mode} pixels to RGB ({_one_line(e)})") from None
