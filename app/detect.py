@@ -1,0 +1,227 @@
+"""Frontal-face detection: OpenCV Haar cascade on a downscaled copy, then an eye check on each face.
+
+Every number below was chosen by measurement with ``benchmarks/detect_tuning.py`` on ../shared/data/photos
+(7 photos, counts in faces.json) plus the sample portrait pasted into flat 4000x3000, 1920x1080, 800x600
+and 426x240 frames; its docstring has the tables. In short:
+
+* ``haarcascade_frontalface_alt2``: ``_default`` gave wrong counts at almost every setting (2-4 boxes on
+  single portraits at scaleFactor 1.1).
+* No global pre-processing: with ``equalizeHist`` (what OpenCV's samples do) every setting lost the face in
+  at least one of the flat-background frames (a studio backdrop or sky): the backdrop's one grey level takes
+  most of the histogram and squashes the face's contrast. The cascade normalises each window's variance.
+* ``PAD``: a 10% edge-replicated border, without which the face cut by the frame edge
+  (obama_partial_face.jpg, ~25% missing) is never found; a mirrored border invented faces instead.
+* ``WORK_SIZE`` 640 (longest side of the working copy; smaller images are not upscaled): 320 misses the
+  faces in the 1920x1080 and 800x600 frames, 480 the 1080p one (33 px on a 640 copy) at scaleFactor >= 1.15;
+  at 640, 8 of the 9 scaleFactor/minNeighbors settings around the chosen one are right; 800-960 are right
+  too but cost 1.5-3x as much. Faces below ``MIN_SIZE / WORK_SIZE`` = 3% of the longest side are missed:
+  the price of ~0.1-0.2 s per photo whatever its resolution.
+* ``SCALE_FACTOR`` 1.15, ``MIN_NEIGHBORS`` 4, ``MIN_SIZE`` 20 (the cascade's window): right on every
+  image, and so are all its neighbours (1.1 and 1.2; 5 neighbours). 6 neighbours lost the 1080p face.
+
+Eye check (``count_eyes``): a face counts when ``haarcascade_eye`` finds at least ``MIN_EYES`` = 1 eye in
+its upper part. Measured on 379 faces found in FER2013 validation images (turned heads, squints, glasses,
+hands) plus the 9 photo faces, against 16 boxes a loose detector finds on the photos away from any face and
+16 drawn cartoon faces: with one eye required, 87% of FER faces pass and all photo faces; requiring two
+would drop to 65%, so a third of real faces would vanish for no gain, while only 2 of the 16 loose
+boxes and none of the cartoons show an eye. ``haarcascade_eye_tree_eyeglasses`` rejected all 16 boxes but
+passed only 72% of the FER faces at twice the cost.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.zoo import resource_path
+
+FACE_CASCADE = "haarcascade_frontalface_alt2.xml"
+EYE_CASCADE = "haarcascade_eye.xml"
+
+WORK_SIZE = 640
+SCALE_FACTOR = 1.15
+MIN_NEIGHBORS = 4
+MIN_SIZE = 20
+PAD = 0.10
+
+# Eye check: the face is resized so its width is EYE_FACE_WIDTH, the eye cascade searches the band between
+# EYE_TOP and EYE_BOTTOM (fractions of the face height; the cascade's window includes the brow, so the band is
+# generous) for eyes EYE_MIN..EYE_MAX of the face width, and only eyes centred between EYE_CENTER_TOP and
+# EYE_CENTER_BOTTOM count (keeps teeth and nostrils out). No histogram equalisation here either: in an early
+# run of the sweep it found eyes in only 4 of the 9 photo faces (9 of 9 without) and in fewer FER faces.
+MIN_EYES = 1
+EYE_FACE_WIDTH = 160
+EYE_TOP, EYE_BOTTOM = 0.0, 0.70
+EYE_CENTER_TOP, EYE_CENTER_BOTTOM = 0.15, 0.55
+EYE_MIN, EYE_MAX = 0.12, 0.45
+EYE_SCALE_FACTOR = 1.1
+EYE_MIN_NEIGHBORS = 3
+
+# Two boxes whose intersection covers more than this fraction of the smaller one are the same face.
+MERGE_OVERLAP = 0.5
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face in original-image pixels (clipped to the frame); ``eyes`` is how many eyes the check saw."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    eyes: int = 0
+
+
+_local = threading.local()  # CascadeClassifier is not documented as thread-safe; the GUI detects in a worker
+
+
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    cache = getattr(_local, "cascades", None)
+    if cache is None:
+        cache = _local.cascades = {}
+    if name not in cache:
+        path = resource_path("haarcascades", name)
+        if not path.is_file() and hasattr(cv2, "data"):
+            # Cascades the app does not ship (benchmarks/detect_tuning.py compares them) come from the cv2 wheel.
+            path = Path(cv2.data.haarcascades) / name
+        if not path.is_file():
+            raise RuntimeError(f"{resource_path('haarcascades', name)}: Haar cascade file missing")
+        c = cv2.CascadeClassifier()
+        # cv2 cannot open non-ASCII paths on Windows; read the XML through a FileStorage from memory instead.
+        fs = cv2.FileStorage(path.read_text(encoding="utf-8"), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
+        ok = c.read(fs.getFirstTopLevelNode())
+        fs.release()
+        if not ok or c.empty():
+            raise RuntimeError(f"{path}: cannot load Haar cascade")
+        cache[name] = c
+    return cache[name]
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """uint8 grayscale from an RGB/RGBA/gray array (the detector and the crop both work on luminance)."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        return a
+    if a.ndim == 3 and a.shape[2] == 1:
+        return a[:, :, 0]
+    if a.ndim == 3 and a.shape[2] == 3:
+        return cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    if a.ndim == 3 and a.shape[2] == 4:
+        return cv2.cvtColor(a, cv2.COLOR_RGBA2GRAY)
+    raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {a.shape}")
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
+def merge_boxes(rects: list[tuple[int, int, int, int]], scores: list[float]) -> list[tuple[int, int, int, int]]:
+    """Greedy non-maximum suppression: keep the best-supported box of each cluster of overlapping boxes.
+
+    Haar finds the same face at two neighbouring scales (a box inside a slightly bigger one), which IoU-based
+    NMS misses; overlap is measured against the smaller box for that reason.
+    """
+    order = sorted(range(len(rects)), key=lambda i: (-scores[i], -rects[i][2]))
+    kept: list[tuple[int, int, int, int]] = []
+    for i in order:
+        if all(_overlap(rects[i], k) <= MERGE_OVERLAP for k in kept):
+            kept.append(rects[i])
+    return kept
+
+
+def candidates(
+    gray: np.ndarray,
+    work_size: int = WORK_SIZE,
+    scale_factor: float = SCALE_FACTOR,
+    min_neighbors: int = MIN_NEIGHBORS,
+    min_size: int = MIN_SIZE,
+    pad: float = PAD,
+    cascade: str = FACE_CASCADE,
+) -> list[tuple[int, int, int, int]]:
+    """Merged face boxes ``(x, y, w, h)`` in ``gray``'s pixels, unclipped (a half-cut face sticks out)."""
+    h, w = gray.shape[:2]
+    scale = min(1.0, work_size / max(h, w))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    p = int(round(pad * max(small.shape)))
+    if p:
+        small = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
+    rects, counts = _cascade(cascade).detectMultiScale2(
+        small, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size)
+    )
+    boxes = [
+        (
+            int(round((rx - p) / scale)),
+            int(round((ry - p) / scale)),
+            int(round(rw / scale)),
+            int(round(rh / scale)),
+        )
+        for rx, ry, rw, rh in np.asarray(rects).reshape(-1, 4)
+    ]
+    return merge_boxes(boxes, [float(c) for c in np.asarray(counts).reshape(-1)])
+
+
+def count_eyes(
+    gray: np.ndarray, box: tuple[int, int, int, int], min_neighbors: int = EYE_MIN_NEIGHBORS,
+    face_width: int = EYE_FACE_WIDTH, cascade: str = EYE_CASCADE,
+) -> int:
+    """Eyes (0, 1 or 2) the eye cascade finds in the upper part of the face ``box`` (full-resolution gray).
+
+    The face is rescaled to a fixed width first, so the eye search costs the same for a 60 px and a 1500 px
+    face (and a face found on the downscaled working copy is checked with all the detail the photo has).
+    """
+    x, y, w, h = box
+    H, W = gray.shape[:2]
+    x0, x1 = max(0, x), min(W, x + w)
+    y0, y1 = max(0, y + int(EYE_TOP * h)), min(H, y + int(EYE_BOTTOM * h))
+    if x1 - x0 < 4 or y1 - y0 < 4 or w <= 0:
+        return 0
+    s = face_width / w
+    roi = cv2.resize(
+        gray[y0:y1, x0:x1],
+        (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))),
+        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+    )
+    lo, hi = round(EYE_MIN * face_width), round(EYE_MAX * face_width)
+    if min(roi.shape[:2]) < lo:
+        return 0
+    rects, counts = _cascade(cascade).detectMultiScale2(
+        roi, scaleFactor=EYE_SCALE_FACTOR, minNeighbors=min_neighbors, minSize=(lo, lo), maxSize=(hi, hi)
+    )
+    found, support = [], []
+    for (ex, ey, ew, eh), n in zip(np.asarray(rects).reshape(-1, 4), np.asarray(counts).reshape(-1), strict=True):
+        centre = (ey + eh / 2) / s + (y0 - y)  # in face pixels from the box top
+        if EYE_CENTER_TOP * h <= centre <= EYE_CENTER_BOTTOM * h:
+            found.append((int(ex), int(ey), int(ew), int(eh)))
+            support.append(float(n))
+    return min(2, len(merge_boxes(found, support)))
+
+
+def detect_faces(rgb: np.ndarray, eye_check: bool = True, work_size: int = WORK_SIZE) -> list[Box]:
+    """Find frontal faces; boxes are in ``rgb``'s pixels, clipped to the frame and sorted left to right.
+
+    With ``eye_check`` a face needs at least ``MIN_EYES`` eye in its upper part: that removes the Haar
+    cascade's false positives on textures at almost no cost in real faces (see the module docstring).
+    """
+    gray = to_gray(rgb)
+    H, W = gray.shape[:2]
+    out: list[Box] = []
+    for x, y, w, h in candidates(gray, work_size=work_size):
+        eyes = 0
+        if eye_check:
+            eyes = count_eyes(gray, (x, y, w, h))
+            if eyes < MIN_EYES:
+                continue
+        cx0, cy0, cx1, cy1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+        if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+            continue
+        out.append(Box(cx0, cy0, cx1 - cx0, cy1 - cy0, eyes))
+    return sorted(out, key=lambda b: (b.x, b.y))

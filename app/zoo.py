@@ -1,0 +1,125 @@
+"""Where the app's data files live, and the model zoo's manifest.
+
+The same code runs from a source checkout, an installed package and a PyInstaller bundle, so every data
+path goes through :func:`resource_path` instead of ``__file__`` arithmetic scattered over the modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.emotions import EMOTIONS
+
+ZOO_ENV = "EMOTIONLENS_ZOO"
+MANIFEST = "manifest.json"
+
+
+class ZooError(ValueError):
+    """The model zoo cannot be used; the message is one line naming the file at fault."""
+
+
+def _base_dir() -> Path:
+    """The folder holding ``app/``, ``haarcascades/`` and ``models_zoo/`` (PyInstaller unpacks to _MEIPASS)."""
+    meipass = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and meipass:
+        return Path(meipass)
+    return Path(__file__).resolve().parent.parent
+
+
+def resource_path(*parts: str) -> Path:
+    """Path of a bundled data file, e.g. ``resource_path("haarcascades", "x.xml")``; works when frozen."""
+    return _base_dir().joinpath(*parts)
+
+
+def default_zoo_dir() -> Path:
+    """``$EMOTIONLENS_ZOO`` if set, else ``models_zoo/`` beside the code (or inside the PyInstaller bundle)."""
+    env = os.environ.get(ZOO_ENV)
+    if env:
+        return Path(env).expanduser()
+    return resource_path("models_zoo")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One manifest entry; ``file`` is resolved against the manifest's folder."""
+
+    name: str
+    display_name: str
+    file: Path
+    input_size: tuple[int, int]
+    metrics: dict = field(default_factory=dict, compare=False)
+    training: dict = field(default_factory=dict, compare=False)
+
+
+def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
+    if not isinstance(entry, dict):
+        raise ZooError(f"{where}: models[{i}] must be an object")
+    missing = [k for k in ("name", "display_name", "file", "input_size") if k not in entry]
+    if missing:
+        raise ZooError(f"{where}: models[{i}] is missing {', '.join(missing)}")
+    name, display, file = entry["name"], entry["display_name"], entry["file"]
+    if not all(isinstance(v, str) and v for v in (name, display, file)):
+        raise ZooError(f"{where}: models[{i}] name, display_name and file must be non-empty strings")
+    size = entry["input_size"]
+    if not (
+        isinstance(size, list | tuple)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ZooError(f"{where}: model {name!r} input_size must be [H, W] positive integers, got {size!r}")
+    path = (zoo / file).resolve()
+    if not path.is_file():
+        raise ZooError(f"{path}: model file for {name!r} is missing (listed in {where})")
+    metrics = entry.get("metrics") or {}
+    training = entry.get("training") or {}
+    return ModelInfo(
+        name=name,
+        display_name=display,
+        file=path,
+        input_size=(int(size[0]), int(size[1])),
+        metrics=dict(metrics) if isinstance(metrics, dict) else {},
+        training=dict(training) if isinstance(training, dict) else {},
+    )
+
+
+def load_manifest(zoo_dir: str | os.PathLike | None = None) -> tuple[tuple[str, ...], list[ModelInfo]]:
+    """Read and validate ``manifest.json``: the classes (must be EMOTIONS) and the models in manifest order.
+
+    Every problem is a :class:`ZooError` with one line naming the file, because the GUI shows it in a dialog
+    and the batch CLI prints it as its only output before exiting with status 2.
+    """
+    zoo = Path(zoo_dir).expanduser() if zoo_dir is not None else default_zoo_dir()
+    where = zoo / MANIFEST
+    if not zoo.is_dir():
+        raise ZooError(f"{zoo}: model zoo folder not found (set {ZOO_ENV} or pass --zoo)")
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ZooError(f"{where}: manifest not found; export models with python -m training.export") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ZooError(f"{where}: cannot read manifest ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ZooError(f"{where}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(data, dict):
+        raise ZooError(f"{where}: expected a JSON object with 'classes' and 'models'")
+    missing = [k for k in ("classes", "models") if k not in data]
+    if missing:
+        raise ZooError(f"{where}: missing key {', '.join(repr(k) for k in missing)}")
+    classes = data["classes"]
+    if not isinstance(classes, list) or tuple(classes) != EMOTIONS:
+        raise ZooError(f"{where}: classes must be {list(EMOTIONS)} (the FER2013 order), got {classes!r}")
+    entries = data["models"]
+    if not isinstance(entries, list) or not entries:
+        raise ZooError(f"{where}: 'models' must be a non-empty list")
+    models = [_model_info(e, i, zoo, where) for i, e in enumerate(entries)]
+    names = [m.name for m in models]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ZooError(f"{where}: duplicate model name {', '.join(dupes)}")
+    return tuple(classes), models

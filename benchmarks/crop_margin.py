@@ -1,0 +1,82 @@
+"""Measure how FER2013 frames its faces, so ``app/crop.py`` can cut photo faces the same way.
+
+The models only ever saw FER2013 framing; a photo face cropped tighter or looser than that is a different
+input distribution. So: upscale FER2013 images to 192x192 (the detector needs more than 48 px), run the
+app's detector without eye check, and take the detected box relative to the frame:
+
+* ``ratio`` = box side / frame side  -> the crop side for a photo box is ``box side / ratio``;
+* ``dx, dy`` = (frame centre - box centre) / box side  -> where to centre the crop relative to the box.
+
+Medians over all images with exactly one detection. Skips (exit 0) when ../shared is absent.
+
+Run: ``python benchmarks/crop_margin.py [--shared ../shared] [--split val] [--n 3000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import detect as D  # noqa: E402
+
+DEFAULT_SHARED = ROOT.parent / "shared"
+SIDE = 192
+
+
+def measure(images: np.ndarray) -> dict[str, float]:
+    """Detected-box geometry relative to the frame over ``images`` (N, 48, 48) uint8."""
+    ratios, dxs, dys = [], [], []
+    for im in images:
+        big = cv2.resize(im, (SIDE, SIDE), interpolation=cv2.INTER_CUBIC)
+        boxes = D.candidates(big)
+        if len(boxes) != 1:
+            continue
+        x, y, w, h = boxes[0]
+        ratios.append(w / SIDE)
+        dxs.append((SIDE / 2 - (x + w / 2)) / w)
+        dys.append((SIDE / 2 - (y + h / 2)) / h)
+    r = np.array(ratios)
+    return {
+        "n": len(images),
+        "detected": len(r),
+        "ratio_median": float(np.median(r)),
+        "ratio_p25": float(np.percentile(r, 25)),
+        "ratio_p75": float(np.percentile(r, 75)),
+        "dx_median": float(np.median(dxs)),
+        "dy_median": float(np.median(dys)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--n", type=int, default=3000, help="images to measure (default: %(default)s)")
+    args = p.parse_args(argv)
+    data_dir = args.shared / "data" / "fer2013"
+    if not data_dir.is_dir():
+        print(f"skipped: {data_dir} not found (needs ../shared)")
+        return 0
+    from training.datasets import load_fer2013
+
+    cv2.setNumThreads(1)
+    images = load_fer2013(data_dir).split(args.split).images[: args.n]
+    m = measure(images)
+    print(f"FER2013 {args.split}: {m['detected']} of {m['n']} images with exactly one face at {SIDE}x{SIDE}")
+    quartiles = f"{m['ratio_p25']:.3f}-{m['ratio_p75']:.3f}"
+    print(f"box side / frame side: median {m['ratio_median']:.3f} (quartiles {quartiles})")
+    print(f"frame centre - box centre, in box sides: dx {m['dx_median']:+.3f}, dy {m['dy_median']:+.3f}")
+    print(f"=> crop side = box side x {1 / m['ratio_median']:.3f}, i.e. margin "
+          f"{(1 / m['ratio_median'] - 1) / 2:.3f} of the box on each side")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
