@@ -1,0 +1,190 @@
+"""Detect faces and label each with every model in the zoo plus their ensemble, using ONNX Runtime.
+
+One :class:`Labeler` loads every manifest model once; each photo then costs one detection and one batched
+run per model (all faces of the photo together), which is what keeps a folder of group photos fast.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.crop import crop_face
+from app.detect import Box, detect_faces, to_gray
+from app.imageio import load_image
+from app.zoo import ModelInfo, ZooError, default_zoo_dir, load_manifest
+
+CROP_SIZE = (48, 48)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities ``probs`` (7,) in EMOTIONS order, the top class and its probability."""
+
+    probs: np.ndarray
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face: 1-based ``index`` (left to right), its box, the 48x48 crop the models saw, and the labels."""
+
+    index: int
+    box: Box
+    crop: np.ndarray
+    predictions: dict[str, Prediction]
+    ensemble: Prediction
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """All faces of one photo; ``size`` is (width, height); times in seconds (``seconds`` includes loading)."""
+
+    path: str | None
+    size: tuple[int, int]
+    faces: list[FaceResult]
+    seconds: float
+    detect_seconds: float
+    label_seconds: float
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def default_threads() -> int:
+    """Threads per ONNX session: the models are small, so more than 4 threads only adds overhead."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Labeler:
+    """Every model of a zoo, loaded once; thread-safe for concurrent ``label_*`` calls (ORT sessions are)."""
+
+    def __init__(self, zoo_dir: str | os.PathLike | None = None, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.zoo_dir = Path(zoo_dir) if zoo_dir is not None else default_zoo_dir()
+        self.classes, self.models = load_manifest(self.zoo_dir)
+        self.threads = threads if threads and threads > 0 else default_threads()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # ORT's warnings go to stderr and would garble the CLI's progress bar
+        self._sessions: dict[str, object] = {}
+        for m in self.models:
+            self._sessions[m.name] = self._load(ort, m, opts)
+
+    def _load(self, ort, m: ModelInfo, opts) -> object:  # noqa: ANN001 - ort is imported lazily
+        try:
+            blob = m.file.read_bytes()  # bytes, not a path: ORT cannot open non-ASCII paths on Windows
+        except OSError as e:
+            raise ZooError(f"{m.file}: cannot read model {m.name!r} ({e.strerror or e})") from None
+        try:
+            sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise ZooError(f"{m.file}: model {m.name!r} is not a valid ONNX model ({first})") from None
+        ins, outs = sess.get_inputs(), sess.get_outputs()
+        if [i.name for i in ins] != ["input"] or [o.name for o in outs] != ["logits"]:
+            raise ZooError(
+                f"{m.file}: model {m.name!r} must have one input 'input' and one output 'logits', has inputs "
+                f"{[i.name for i in ins]} and outputs {[o.name for o in outs]}"
+            )
+        shape = ins[0].shape
+        h, w = m.input_size
+        fixed_wrong = any(isinstance(d, int) and d != e for d, e in zip(shape[2:], (h, w), strict=False))
+        if len(shape) != 4 or shape[1] != 1 or fixed_wrong:
+            raise ZooError(f"{m.file}: model {m.name!r} input must be [N, 1, {h}, {w}], has {shape}")
+        if ins[0].type != "tensor(float)":
+            raise ZooError(f"{m.file}: model {m.name!r} input must be float32, is {ins[0].type}")
+        try:  # the declared output shape may be symbolic: run two blank faces to check the real one
+            out = sess.run(["logits"], {"input": np.zeros((2, 1, h, w), np.float32)})[0]
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise ZooError(f"{m.file}: model {m.name!r} fails on a [2, 1, {h}, {w}] input ({first})") from None
+        if np.shape(out) != (2, len(self.classes)):
+            raise ZooError(
+                f"{m.file}: model {m.name!r} output 'logits' must be [N, {len(self.classes)}], got "
+                f"{list(np.shape(out))} for N=2"
+            )
+        return sess
+
+    def classify(self, crops: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-model probabilities ``{name: (N, 7)}`` and their mean (the ensemble) for ``(N, H, W)`` uint8 crops.
+
+        One ONNX run per model for the whole batch; crops are resized if a model wants another input size.
+        """
+        crops = np.asarray(crops, dtype=np.uint8)
+        if crops.ndim == 2:
+            crops = crops[None]
+        if crops.ndim != 3:
+            raise ValueError(f"crops must be (N, H, W) uint8, got shape {crops.shape}")
+        n, k = len(crops), len(self.classes)
+        per_model: dict[str, np.ndarray] = {}
+        for m in self.models:
+            if n == 0:
+                per_model[m.name] = np.zeros((0, k), np.float32)
+                continue
+            h, w = m.input_size
+            batch = crops
+            if crops.shape[1:] != (h, w):
+                batch = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])
+            x = (batch.astype(np.float32) / 255.0)[:, None]
+            logits = self._sessions[m.name].run(["logits"], {"input": x})[0]  # type: ignore[attr-defined]
+            per_model[m.name] = softmax(np.asarray(logits, dtype=np.float64)).astype(np.float32)
+        if n == 0:
+            return per_model, np.zeros((0, k), np.float32)
+        ensemble = np.mean(np.stack(list(per_model.values())), axis=0).astype(np.float32)
+        return per_model, ensemble
+
+    def _prediction(self, probs: np.ndarray) -> Prediction:
+        i = int(np.argmax(probs))
+        return Prediction(probs=probs, label=self.classes[i], confidence=float(probs[i]))
+
+    def label_image(
+        self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None
+    ) -> PhotoResult:
+        """Detect, crop and label every face of an RGB (or gray) image; faces numbered left to right."""
+        t0 = time.perf_counter()
+        gray = to_gray(rgb)
+        boxes = detect_faces(gray, eye_check=eye_check)
+        t1 = time.perf_counter()
+        crops = np.zeros((len(boxes), *CROP_SIZE), np.uint8)
+        for i, b in enumerate(boxes):
+            crops[i] = crop_face(gray, b, CROP_SIZE)
+        per_model, ensemble = self.classify(crops)
+        faces = [
+            FaceResult(
+                index=i + 1,
+                box=b,
+                crop=crops[i],
+                predictions={m.name: self._prediction(per_model[m.name][i]) for m in self.models},
+                ensemble=self._prediction(ensemble[i]),
+            )
+            for i, b in enumerate(boxes)
+        ]
+        t2 = time.perf_counter()
+        return PhotoResult(
+            path=None if path is None else str(path),
+            size=(int(gray.shape[1]), int(gray.shape[0])),
+            faces=faces,
+            seconds=t2 - t0,
+            detect_seconds=t1 - t0,
+            label_seconds=t2 - t1,
+        )
+
+    def label_file(self, path: str | os.PathLike, eye_check: bool = True) -> PhotoResult:
+        """:func:`load_image` then :meth:`label_image`; ``seconds`` includes decoding. Raises ImageError."""
+        t0 = time.perf_counter()
+        rgb = load_image(path)
+        result = self.label_image(rgb, eye_check=eye_check, path=path)
+        return replace(result, seconds=time.perf_counter() - t0)

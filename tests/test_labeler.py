@@ -1,0 +1,247 @@
+"""Model zoo manifest, ONNX loading and validation, batched classification, ensemble, annotation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.annotate import annotate, label_text, save_image
+from app.emotions import EMOTIONS
+from app.imageio import ImageError, load_image
+from app.labeler import Labeler, PhotoResult, softmax
+from app.zoo import ZooError, default_zoo_dir, load_manifest, resource_path
+from tests.conftest import build_onnx_model, build_zoo
+
+
+@pytest.fixture(scope="module")
+def labeler(tiny_zoo):
+    return Labeler(tiny_zoo, threads=1)
+
+
+@pytest.fixture(scope="module")
+def two_faces(sample_photo):
+    one = load_image(sample_photo)
+    return np.concatenate([one, one[:, ::-1]], axis=1)  # the portrait and its mirror image
+
+
+def test_loads_every_manifest_model_in_order(labeler):
+    assert [m.name for m in labeler.models] == ["cnn", "ff", "resnet18"]
+    assert [m.display_name for m in labeler.models] == ["CNN", "FF", "ResNet18"]
+    assert labeler.classes == EMOTIONS
+    assert labeler.models[0].input_size == (48, 48) and labeler.models[0].metrics
+
+
+def test_classify_shapes_softmax_and_ensemble_mean(labeler):
+    crops = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    per_model, ens = labeler.classify(crops)
+    assert list(per_model) == ["cnn", "ff", "resnet18"]
+    for p in per_model.values():
+        assert p.shape == (5, 7) and np.allclose(p.sum(axis=1), 1, atol=1e-5) and (p >= 0).all()
+    assert ens.shape == (5, 7)
+    assert np.allclose(ens, np.mean(list(per_model.values()), axis=0), atol=1e-6)
+    empty, ens0 = labeler.classify(np.zeros((0, 48, 48), np.uint8))
+    assert ens0.shape == (0, 7) and all(v.shape == (0, 7) for v in empty.values())
+
+
+def test_one_batch_per_model_for_all_faces(labeler, two_faces, monkeypatch):
+    calls: list[tuple[str, int]] = []
+    for name, sess in list(labeler._sessions.items()):
+
+        class Spy:
+            def __init__(self, inner, name):
+                self.inner, self.name = inner, name
+
+            def run(self, outputs, feeds):
+                calls.append((self.name, len(feeds["input"])))
+                return self.inner.run(outputs, feeds)
+
+        monkeypatch.setitem(labeler._sessions, name, Spy(sess, name))
+    result = labeler.label_image(two_faces)
+    assert len(result.faces) == 2
+    assert calls == [("cnn", 2), ("ff", 2), ("resnet18", 2)]
+
+
+def test_label_image_result(labeler, two_faces):
+    r = labeler.label_image(two_faces, path="x.jpg")
+    assert isinstance(r, PhotoResult) and r.path == "x.jpg" and r.size == (1024, 512)
+    assert [f.index for f in r.faces] == [1, 2] and r.faces[0].box.x < r.faces[1].box.x
+    assert r.seconds >= r.detect_seconds > 0 and r.label_seconds >= 0
+    for f in r.faces:
+        assert f.crop.shape == (48, 48) and f.crop.dtype == np.uint8
+        assert list(f.predictions) == ["cnn", "ff", "resnet18"]
+        for p in [*f.predictions.values(), f.ensemble]:
+            assert p.probs.shape == (7,) and abs(float(p.probs.sum()) - 1) < 1e-5
+            assert p.label == EMOTIONS[int(np.argmax(p.probs))] and p.confidence == pytest.approx(p.probs.max())
+        mean = np.mean([p.probs for p in f.predictions.values()], axis=0)
+        assert np.allclose(f.ensemble.probs, mean, atol=1e-6)
+
+
+def test_label_file_and_bad_file(labeler, bad_images):
+    r = labeler.label_file(bad_images["unicode_name"])
+    assert len(r.faces) == 1 and r.path.endswith("é.jpg")
+    with pytest.raises(ImageError, match="truncated"):
+        labeler.label_file(bad_images["truncated_jpg"])
+
+
+@pytest.mark.parametrize("names", [("cnn",), ("a", "b", "c", "d", "e")])
+def test_any_number_of_models(zoo_factory, sample_photo, names):
+    lab = Labeler(zoo_factory(names), threads=1)
+    r = lab.label_file(sample_photo)
+    f = r.faces[0]
+    assert list(f.predictions) == list(names)
+    if len(names) == 1:
+        assert np.allclose(f.ensemble.probs, f.predictions["cnn"].probs)
+
+
+def test_model_with_other_input_size_gets_resized_crops(tmp_path, sample_photo):
+    zoo = build_zoo(tmp_path / "z", ("cnn",))
+    build_onnx_model(zoo / "big.onnx", seed=7, input_size=(64, 64))
+    m = json.loads((zoo / "manifest.json").read_text())
+    m["models"].append({"name": "big", "display_name": "Big", "file": "big.onnx", "input_size": [64, 64]})
+    (zoo / "manifest.json").write_text(json.dumps(m))
+    per_model, _ = Labeler(zoo, threads=1).classify(np.zeros((3, 48, 48), np.uint8))
+    assert per_model["big"].shape == (3, 7)
+
+
+# --- zoo errors: one line, naming the file at fault ---
+
+
+def _zoo_error(zoo, match: str) -> str:
+    with pytest.raises(ZooError) as info:
+        Labeler(zoo, threads=1)
+    msg = str(info.value)
+    assert "\n" not in msg and match in msg, msg
+    return msg
+
+
+def test_missing_zoo_and_manifest(tmp_path):
+    _zoo_error(tmp_path / "nowhere", "model zoo folder not found")
+    (tmp_path / "empty").mkdir()
+    msg = _zoo_error(tmp_path / "empty", "manifest not found")
+    assert "manifest.json" in msg
+
+
+def test_bad_manifest_json_and_keys(zoo_copy):
+    manifest = zoo_copy / "manifest.json"
+    good = json.loads(manifest.read_text())
+    manifest.write_text("{not json")
+    _zoo_error(zoo_copy, "not valid JSON")
+    manifest.write_text(json.dumps({"classes": list(EMOTIONS)}))
+    _zoo_error(zoo_copy, "missing key 'models'")
+    bad = json.loads(json.dumps(good))
+    del bad["models"][1]["file"]
+    manifest.write_text(json.dumps(bad))
+    _zoo_error(zoo_copy, "models[1] is missing file")
+    bad = json.loads(json.dumps(good))
+    bad["classes"] = sorted(EMOTIONS)
+    manifest.write_text(json.dumps(bad))
+    _zoo_error(zoo_copy, "classes must be")
+
+
+def test_missing_model_file_named(zoo_copy):
+    (zoo_copy / "ff.onnx").unlink()
+    msg = _zoo_error(zoo_copy, "ff.onnx")
+    assert "missing" in msg and "'ff'" in msg
+
+
+def test_corrupt_model_file_named(zoo_copy):
+    (zoo_copy / "resnet18.onnx").write_bytes(b"\x00garbage, not a protobuf" * 10)
+    msg = _zoo_error(zoo_copy, "resnet18.onnx")
+    assert "not a valid ONNX model" in msg
+
+
+def test_model_breaking_the_contract(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    zoo = build_zoo(tmp_path / "z", ("cnn",))
+    model = onnx.load(str(zoo / "cnn.onnx"))
+    model.graph.input[0].name = "image"
+    model.graph.node[0].input[0] = "image"
+    onnx.save(model, str(zoo / "cnn.onnx"))
+    _zoo_error(zoo, "one input 'input'")
+    # Six outputs instead of seven.
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+         helper.make_node("ReduceMean", ["flat"], ["m"], axes=[1], keepdims=1),
+         helper.make_node("Tile", ["m", "reps"], ["logits"])],
+        "six", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 48, 48])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", "K"])],
+        initializer=[helper.make_tensor("reps", TensorProto.INT64, [2], [1, 6])],
+    )
+    m6 = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m6.ir_version = 8
+    onnx.save(m6, str(zoo / "cnn.onnx"))
+    _zoo_error(zoo, "must be [N, 7]")
+
+
+def test_default_zoo_dir_env_and_frozen(monkeypatch, tmp_path):
+    monkeypatch.delenv("EMOTIONLENS_ZOO", raising=False)
+    assert default_zoo_dir() == Path(__file__).resolve().parents[1] / "models_zoo"
+    monkeypatch.setenv("EMOTIONLENS_ZOO", str(tmp_path))
+    assert default_zoo_dir() == tmp_path
+    monkeypatch.delenv("EMOTIONLENS_ZOO")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert default_zoo_dir() == tmp_path / "models_zoo"
+    assert resource_path("haarcascades", "x.xml") == tmp_path / "haarcascades" / "x.xml"
+
+
+def test_load_manifest_resolves_files(tiny_zoo):
+    classes, models = load_manifest(tiny_zoo)
+    assert classes == EMOTIONS and all(m.file.is_file() and m.file.is_absolute() for m in models)
+
+
+def test_softmax_stable():
+    p = softmax(np.array([[1000.0, 0.0, -1000.0]]))
+    assert np.allclose(p, [[1, 0, 0]])
+
+
+# --- annotation ---
+
+
+def test_annotate_draws_without_touching_input(labeler, two_faces):
+    r = labeler.label_image(two_faces)
+    before = two_faces.copy()
+    out = annotate(two_faces, r, {m.name: m.display_name for m in labeler.models})
+    assert np.array_equal(two_faces, before)
+    assert out.shape == two_faces.shape and out.dtype == np.uint8
+    b = r.faces[0].box
+    assert not np.array_equal(out[b.y : b.y + b.h, b.x : b.x + b.w], two_faces[b.y : b.y + b.h, b.x : b.x + b.w])
+    text = label_text(r.faces[0], {"cnn": "CNN", "ff": "FF", "resnet18": "ResNet18"})
+    assert [t.split()[0] for t in text] == ["CNN", "FF", "ResNet18"] and all(t.endswith("%") for t in text)
+
+
+@pytest.mark.parametrize("size", [(427, 240), (4000, 3000)])
+def test_annotate_small_and_large(labeler, sample_photo, size):
+    w, h = size
+    side = h * 9 // 10
+    face = np.asarray(Image.open(sample_photo).convert("RGB").resize((side, side)))
+    frame = np.full((h, w, 3), 100, np.uint8)
+    frame[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side] = face
+    r = labeler.label_image(frame)
+    assert len(r.faces) == 1
+    out = annotate(frame, r, {})
+    changed = np.any(out != frame, axis=2)
+    b = r.faces[0].box
+    changed[b.y : b.y + b.h, b.x : b.x + b.w] = False  # outside the box: the label
+    rows = np.nonzero(changed.any(axis=1))[0]
+    label_height = rows.max() - rows.min()
+    # Text scales with the image: >= 12 px on a 240p frame, ~2% of the longest side on big photos, never a banner.
+    assert label_height >= 12 and 0.012 * max(w, h) < label_height < 0.1 * max(w, h)
+
+
+def test_save_image_atomic_and_by_suffix(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    for name in ("a.png", "b.jpg", "sub/c.webp", "d.tif"):
+        save_image(rgb, tmp_path / name)
+        assert Image.open(tmp_path / name).size == (30, 20)
+    assert not list(tmp_path.rglob("*.tmp*"))
+    with pytest.raises(ValueError, match="suffix"):
+        save_image(rgb, tmp_path / "e.xyz")
+    assert not list(tmp_path.rglob("*.tmp*"))
