@@ -91,7 +91,16 @@ def annotate(rgb: np.ndarray, result: PhotoResult, display_names: dict[str, str]
     return np.asarray(im)
 
 
-def _place(draw, font, pad, parts, box, W, H, taken):  # noqa: ANN001, ANN202 - internal layout helper
+def _place(
+    draw: ImageDraw.ImageDraw,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    pad: int,
+    parts: list[str],
+    box: tuple[int, int, int, int],
+    W: int,
+    H: int,
+    taken: list[tuple[int, int, int, int]],
+) -> tuple[tuple[int, int, int, int], list[str]]:
     """Label rectangle and its lines: above, below, then inside the box; one line first, then stacked."""
     x0, y0, x1, y1 = box
     lh_box = draw.textbbox((0, 0), "Ag", font=font)

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
 from app.zoo import ZOO_ENV, ModelInfo, ZooError
@@ -32,6 +33,9 @@ ANNOTATED = "annotated"
 JOURNAL = ".progress.jsonl"  # one line per finished image; what --resume trusts
 # Annotated copies keep the original's format, except where saving that format would lose colour or fail.
 ANNOTATED_AS_PNG = {".gif", ".pgm", ".ppm"}
+
+if TYPE_CHECKING:
+    from app.labeler import Labeler
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -251,7 +255,7 @@ class _StopFlag:
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
-    def _handle(self, signum, frame) -> None:  # noqa: ANN001
+    def _handle(self, signum: int, frame: object) -> None:
         if self.stop:
             raise KeyboardInterrupt
         self.stop = True
@@ -353,7 +357,16 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _label_one(it, labeler, args, out_dir, display_names, writer, labels_f, bar) -> dict:  # noqa: ANN001
+def _label_one(
+    it: Item,
+    labeler: Labeler,
+    args: argparse.Namespace,
+    out_dir: Path,
+    display_names: dict[str, str],
+    writer: Any,
+    labels_f: TextIO,
+    bar: Any,
+) -> dict:
     """Label one image and append its rows; an ImageError becomes an error record, not an exception."""
     rec: dict = {"key": _key(it.path), "image": str(it.path), "faces": 0, "error": None}
     try:
@@ -390,7 +403,16 @@ def _label_one(it, labeler, args, out_dir, display_names, writer, labels_f, bar)
     return rec
 
 
-def write_summary(out_dir, scan, done, this_run, labeler, args, seconds, interrupted) -> dict:  # noqa: ANN001
+def write_summary(
+    out_dir: Path,
+    scan: Scan,
+    done: dict[str, dict],
+    this_run: list[dict],
+    labeler: Labeler,
+    args: argparse.Namespace,
+    seconds: float,
+    interrupted: bool,
+) -> dict:
     """summary.json over everything labelled in this folder (earlier resumed runs included), atomically."""
     current = {_key(it.path) for it in scan.items}
     records = {k: v for k, v in done.items() if k in current}
