@@ -469,13 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also label images in subfolders of INPUT folders (example: %(prog)s photos/ -r --out o/)")
     p.add_argument("--annotate", action="store_true",
                    help="also save a copy of each photo with numbered boxes and labels under DIR/annotated/, "
-                   "mirroring the input folders; originals are never modified")
+                   "mirroring the input folders; originals are never modified (example: --annotate)")
     p.add_argument("--no-eye-check", action="store_true",
                    help="keep faces even when no eye is found in them: finds more turned/occluded faces but "
                    "also more false faces (example: --no-eye-check)")
     p.add_argument("--resume", action="store_true",
                    help="skip images already labelled in DIR/labels.csv by an earlier (interrupted) run of the "
-                   "same command; images that failed are tried again")
+                   "same command; images that failed are tried again (example: rerun the command + --resume)")
     p.add_argument("--zoo", metavar="DIR", default=None,
                    help=f"model zoo folder with manifest.json (default: ${ZOO_ENV} or models_zoo/ beside the app; "
                    "example: --zoo models_zoo/)")
