@@ -86,7 +86,9 @@ def plot_search(trials: Sequence[dict], path: str | Path, title: str = "") -> No
     ax2.set_ylabel("temperature")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower right", fontsize=8)
+    # below the axes: inside, the legend hid trials at the bottom right (late, rejected ones)
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncol=len(lines[1]) + len(lines2[1]), fontsize=8, frameon=False)
     ax.set_title(title or "simulated annealing")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
