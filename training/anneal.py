@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +42,11 @@ from training.models import MODEL_NAMES
 from training.search_space import SearchSpace, SpaceError, build_space, load_space, neighbour
 from training.train import ROOT, TrainConfig
 
+if TYPE_CHECKING:
+    from training.datasets import FER2013
+
 FORMAT = "emotionlens-anneal/1"
+MAX_REDRAWS = 20  # neighbours drawn per trial to find a point not scored yet (small spaces run out of them)
 SUBSET_SHUFFLE_SEED = 0  # fixed, so every search with the same --subset trains on the same images
 
 
@@ -144,17 +148,19 @@ def anneal(
     history: Sequence[dict] = (),
     on_trial: Callable[[list[dict]], None] | None = None,
     deadline: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] | None = None,
 ) -> SearchResult:
     """Run (or continue) a search; pure apart from calling ``objective`` and ``on_trial``.
 
     ``history`` holds the trial records of an earlier, interrupted run with the same settings: they are replayed
     (proposals recomputed and checked against the records, outcomes taken from the records) and not scored
     again. ``on_trial`` receives the full record list after every new trial, which is where callers persist
-    state. A proposal equal to an earlier trial reuses that trial's outcome (training is deterministic), marked
-    ``cached``. An objective exception other than :class:`BudgetExhausted` (and BaseExceptions such as
-    KeyboardInterrupt, which propagate) marks the trial failed: objective 0 and rejected.
+    state. A neighbour that was scored before is redrawn (up to MAX_REDRAWS times); if the space is too small
+    to avoid it, the earlier outcome is reused (training is deterministic) and the trial marked ``cached``.
+    An objective exception other than :class:`BudgetExhausted` (BaseExceptions such as KeyboardInterrupt
+    propagate) marks the trial failed: objective 0 and rejected.
     """
+    clock = clock or time.monotonic
     trials: list[dict] = []
     current: dict | None = None
     current_value = 0.0
@@ -163,8 +169,13 @@ def anneal(
 
     def propose(i: int) -> tuple[dict, float]:
         rng = trial_rng(seed, i)
-        point = space.start_point() if current is None else neighbour(space, current, rng,
-                                                                       schedule.step_scale(i))
+        if current is None:
+            point = space.start_point()
+        else:  # a point already scored teaches nothing new: redraw a few times before settling for a repeat
+            for _ in range(MAX_REDRAWS):
+                point = neighbour(space, current, rng, schedule.step_scale(i))
+                if _key(point) not in seen:
+                    break
         return point, float(rng.random())  # the acceptance draw is taken whatever the outcome
 
     def settle(rec: dict) -> None:
@@ -254,10 +265,10 @@ def full_config(space: SearchSpace, base: TrainConfig, params: dict) -> TrainCon
     return cfg
 
 
-def search_data(data, subset: int | None):
+def search_data(data: FER2013, subset: int | None) -> FER2013:
     """The data trials see: an empty PrivateTest (so nothing can peek at it) and, with ``subset``, the training
     set in a fixed shuffled order, because ``cfg.limit`` takes the *first* N images and the Kaggle folder layout
-    lists them sorted by class (the first 4,000 are all angry)."""
+    lists them sorted by class (its first 4,000 are 3,995 angry faces and 5 disgusted ones)."""
     from training.datasets import FER2013, Split
 
     empty = Split(data.test.images[:0], data.test.labels[:0])
@@ -268,9 +279,9 @@ def search_data(data, subset: int | None):
     return FER2013(train=train, val=data.val, test=empty, source=data.source)
 
 
-def training_objective(space: SearchSpace, base: TrainConfig, data, run_dir: Path, *, subset: int | None = None,
-                       epochs_scale: float = 1.0, max_epochs: int | None = None, deadline: float | None = None,
-                       clock: Callable[[], float] = time.monotonic) -> Objective:
+def training_objective(space: SearchSpace, base: TrainConfig, data: FER2013, run_dir: Path, *,
+                       subset: int | None = None, epochs_scale: float = 1.0, max_epochs: int | None = None,
+                       deadline: float | None = None, clock: Callable[[], float] | None = None) -> Objective:
     """Bind ``training.train.fit`` as the objective: trial ``i`` trains in ``run_dir/trials/trial-<i>/``.
 
     Checkpoints are deleted after a finished or failed trial (history.json, config.json and curves.png stay);
@@ -278,6 +289,8 @@ def training_objective(space: SearchSpace, base: TrainConfig, data, run_dir: Pat
     """
     from training import checkpoint
     from training.train import fit
+
+    clock = clock or time.monotonic
 
     def objective(req: TrialRequest) -> Outcome:
         cfg = trial_config(space, base, req.params, subset, epochs_scale, max_epochs)
@@ -414,8 +427,8 @@ class RunFolder:
         return {
             "config": dataclasses.asdict(full_config(self.space, self.base, best["params"])),
             "search": {
-                "note": "train.py reads only 'config'; the accuracy below was measured with the trial settings "
-                        "here (subset, epoch cap), so a full-data run should do better",
+                "note": "training.train reads only 'config' (full data, searched epochs); val_accuracy was "
+                        "measured by the search's trials, with trial_limit images and trial_epochs epochs",
                 "run": self.dir.name, "iteration": best["iteration"], "val_accuracy": best["val_accuracy"],
                 "metric": "PublicTest (validation) accuracy", "params": best["params"],
                 "trial_limit": trial_cfg.limit, "trial_epochs": trial_cfg.epochs,
@@ -443,7 +456,8 @@ class RunFolder:
             w.add_scalar("search/acceptance_rate", accepted_so_far / i, i)
             hp = {k: (v if isinstance(v, int | float | str | bool) else json.dumps(v)) for k, v in t["params"].items()}
             hp["status"] = t["status"]
-            w.add_hparams(hp, {"hparam/val_accuracy": acc}, name=f"trial-{i:03d}", global_step=i)
+            # the hparams run lives in the trial's own folder, next to its history.json and curves.png
+            w.add_hparams(hp, {"hparam/val_accuracy": acc}, name=f"trials/trial-{i:03d}", global_step=i)
             w.flush()
         self._logged = len(trials)
 
@@ -494,11 +508,11 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m training.anneal",
-        description="Simulated-annealing search over learning rate, epochs, batch size, optimizer, weight decay "
-        "and dropout (the space is per model; see --print-space). Each trial trains with training.train's fit() "
-        "and is scored on PublicTest accuracy; PrivateTest is never used. Writes logs/anneal-<model>-<time>/ "
-        "with trials.csv, trials.json (also the resume state), best.json, search.png and tensorboard logs. "
-        "best.json is accepted by 'python -m training.train --config'.",
+        description="Simulated-annealing search over learning rate, epochs, batch size, optimizer, weight decay\n"
+        "and dropout (the space is per model; see --print-space). Each trial trains with training.train's fit()\n"
+        "and is scored on PublicTest accuracy; PrivateTest is never used. Writes logs/anneal-<model>-<time>/\n"
+        "with trials.csv, trials.json (also the resume state), best.json, search.png and tensorboard logs;\n"
+        "best.json is accepted by 'python -m training.train --config'. Killed? Run the same command again.",
         epilog="examples:\n"
         "  python -m training.anneal --model ff --data ../shared/data/fer2013 --iterations 8 --subset 4000 --seed 1\n"
         "  python -m training.anneal --model cnn --data ../shared/data/fer2013 --subset 8000 --epochs-scale 0.25 "
@@ -516,14 +530,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--model", choices=MODEL_NAMES, help="which network to tune (default: cnn, or the --config file's model)")
-    a("--data", help="fer2013.csv or the Kaggle folder with train/ and test/, e.g. ../shared/data/fer2013 "
-      "(required unless --resume or --print-space)")
+    a("--data", metavar="PATH", help="fer2013.csv or the Kaggle folder with train/ and test/, e.g. "
+      "../shared/data/fer2013 (required unless --resume or --print-space)")
     a("--config", metavar="FILE", help="base TrainConfig JSON (bare or {\"config\": ...}, e.g. training/configs/"
       "cnn.json): the fields the search does not vary, and its start point where its values lie in the space")
     a("--space", metavar="FILE", help="JSON overriding the search space's ranges, steps and start values "
       "(see below); validated before any training")
     a("--print-space", action="store_true", help="print the model's resolved search space as JSON and exit")
-    a("--iterations", type=_positive_int, help="number of trials, the start point included (default: 30)")
+    a("--iterations", type=_positive_int, metavar="N", help="number of trials, the start point included, e.g. 8 "
+      "(default: 30)")
     a("--time-budget", type=parse_duration, metavar="DURATION",
       help="stop cleanly when this much time has passed in this invocation, e.g. 3600, 90m, 1.5h; a trial cut "
       "short is not recorded and resumes from its last epoch when the same command is run again")
@@ -537,15 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
       "(default: 0)")
     a("--t-start", type=_positive_float, metavar="T", help="start temperature, in accuracy units: T=0.03 accepts "
       "a trial 3 points worse with probability 1/e (default: 0.03)")
-    a("--t-end", type=_positive_float, metavar="T", help="temperature of the last trial (default: 0.003)")
-    a("--schedule", choices=["geometric", "linear"], help="how the temperature falls (default: geometric)")
+    a("--t-end", type=_positive_float, metavar="T", help="temperature of the last trial, e.g. 0.001 "
+      "(default: 0.003)")
+    a("--schedule", choices=["geometric", "linear"], help="how the temperature falls from --t-start to --t-end, "
+      "e.g. --schedule linear (default: geometric, the same factor every trial)")
     a("--augmented", metavar="NPZ", help="train trials on an offline-augmented set from training.augment, e.g. "
       "data/fer2013-aug.npz (passed through to TrainConfig.augmented)")
-    a("--threads", type=_positive_int, help="CPU threads for torch, e.g. 1 (default: all cores)")
-    a("--log-root", default=str(ROOT / "logs"), help="where run folders go (default: logs/)")
+    a("--threads", type=_positive_int, metavar="N", help="CPU threads for torch, e.g. 1 (default: all cores)")
+    a("--log-root", default=str(ROOT / "logs"), metavar="DIR", help="where run folders go, e.g. /tmp/searches "
+      "(default: logs/)")
     a("--resume", nargs="?", const="latest", metavar="RUN_DIR", help="continue a killed search: its folder, or "
-      "without a value the newest unfinished search of --model. Rerunning the original command also continues "
-      "an unfinished search with identical settings")
+      "without a value the newest unfinished search of --model, e.g. --resume logs/anneal-ff-20261124-101500. "
+      "Rerunning the original command also continues an unfinished search with identical settings")
     a("--fresh", action="store_true", help="start a new run folder even if an unfinished search with the same "
       "settings exists")
     a("--no-tensorboard", action="store_true", help="do not write tensorboard scalars and hparams")
@@ -717,8 +735,8 @@ def _main(args: argparse.Namespace) -> int:
         bar.write(f"trial {t['iteration']:3d}/{schedule.iterations}  T={t['temperature']:.4f}  "
                   f"{_describe(t['params'])}  {acc}{reason}{cached}  {verdict} (p={t['acceptance_probability']:.2f})  "
                   f"best {t['best_so_far'] or 0:.4f}  {t['seconds']:.0f}s")
+        bar.set_postfix(best=f"{t['best_so_far'] or 0:.4f}", T=f"{t['temperature']:.4f}", refresh=False)
         bar.update(1)
-        bar.set_postfix(best=f"{t['best_so_far'] or 0:.4f}", T=f"{t['temperature']:.4f}")
 
     if history:
         bar.set_postfix(best=f"{(_best(history) or {}).get('val_accuracy') or 0:.4f}",

@@ -41,11 +41,12 @@ SPEC_KEYS = {
 # Searchable builder parameters per model, with the (type, check) their values must pass.
 MODEL_PARAMS: dict[str, dict[str, tuple[type, str]]] = {
     "cnn": {"width": (int, "positive"), "fc": (int, "positive"), "dropout": (float, "unit")},
-    "ff": {"hidden": (list, "layers"), "dropout": (float, "unit"), "slope": (float, "nonneg")},
+    "ff": {"hidden": (list, "layers"), "dropout": (float, "unit"), "slope": (float, "nonneg"),
+           "per_image": (bool, "any")},
     "resnet18": {"dropout": (float, "unit")},
 }
 # TrainConfig fields the CLI controls (or that are not hyper-parameters), so a space may not search them.
-NOT_SEARCHABLE = {"model", "model_params", "limit", "augmented", "seed"}
+NOT_SEARCHABLE = {"model", "model_params", "limit", "augmented", "seed", "bf16", "channels_last"}
 
 _COMMON = {
     "batch_size": {"type": "choice", "values": [32, 64, 128, 256], "start": 128},
@@ -266,8 +267,9 @@ def load_space(path: str | Path | None, model: str, base: TrainConfig | None = N
 def build_space(model: str, overrides: dict, base: TrainConfig | None = None, where: str = "space") -> SearchSpace:
     """Merge ``overrides`` into the model's defaults and validate every parameter against TrainConfig.
 
-    Start values: a ``start`` in the overrides wins; else the ``base`` config's value (a ``--config`` file the
-    user chose, so the search starts from their known-good run) when it lies in the range; else the default.
+    Start values: a ``start`` in the overrides wins; else the ``base`` config's value when the user chose one
+    (``--config``: the search starts from their known-good run) and it lies in the range; else the default
+    space's start; else TrainConfig's default if it lies in the range; else the middle of the range.
     """
     if model not in DEFAULT_SPACES:
         raise SpaceError(f"{where}: unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
@@ -335,6 +337,8 @@ def _make_param(name: str, spec: dict, model: str, base: TrainConfig, where: str
             start = b
         elif any(_same(spec.get("start"), v) for v in values):
             start = spec["start"]
+        elif any(_same(b, v) for v in values):
+            start = b
         else:
             start = values[0]
         param = Param(name, kind, target, step=float(step), values=tuple(values), start=copy.deepcopy(start))
@@ -365,6 +369,8 @@ def _make_param(name: str, spec: dict, model: str, base: TrainConfig, where: str
             start = b
         elif fits(spec.get("start")):
             start = spec["start"]
+        elif fits(b):
+            start = b
         else:  # the middle of the range (geometric middle on a log scale)
             start = math.sqrt(lo * hi) if kind == "log" else (lo + hi) / 2
             start = int(round(start)) if kind == "int" else _round_sig(start)
@@ -409,6 +415,7 @@ def _check_value(at: str, name: str, target: str, model: str, want: type, value:
             "positive": lambda v: v >= 1,
             "nonneg": lambda v: v >= 0,
             "layers": lambda v: bool(v) and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in v),
+            "any": lambda v: True,
         }[check](value)
         if not good:
             rule = {"unit": "in [0, 1)", "positive": ">= 1", "nonneg": ">= 0",
