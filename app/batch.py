@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -290,7 +290,6 @@ def run(args: argparse.Namespace) -> int:
     except ZooError as e:
         raise UsageError(str(e)) from None
     header = csv_header(labeler.models)
-    display_names = {m.name: m.display_name for m in labeler.models}
 
     scan = scan_inputs(inputs, out_dir, args.recursive)
     if args.annotate:
@@ -306,45 +305,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: starting {out_dir / LABELS} afresh (add --resume to continue it instead)", file=sys.stderr)
     remove_stale_temp_files(out_dir)
     done = prepare_outputs(out_dir, header, args.resume)
-    todo = [it for it in scan.items if _key(it.path) not in done]
-    resumed = len(scan.items) - len(todo)
+    resumed = sum(1 for it in scan.items if _key(it.path) in done)
+    to_go = len(scan.items) - resumed
 
     for e in scan.errors:
         print(f"skipped: {e['image']}: {e['reason']}", file=sys.stderr)
     if scan.skipped:
         print(f"skipped {len(scan.skipped)} non-image file(s); listed in {out_dir / SUMMARY}", file=sys.stderr)
     if resumed:
-        print(f"resuming: {resumed} image(s) already done, {len(todo)} to go", file=sys.stderr)
+        print(f"resuming: {resumed} image(s) already done, {to_go} to go", file=sys.stderr)
 
     from tqdm import tqdm
 
-    interrupted = False
-    this_run: list[dict] = []
     with (
         _StopFlag() as flag,
-        open(out_dir / LABELS, "a", encoding="utf-8", newline="") as labels_f,
-        open(out_dir / JOURNAL, "a", encoding="utf-8") as journal_f,
-        tqdm(total=len(todo), unit="img", desc="labelling", file=sys.stderr, dynamic_ncols=True) as bar,
+        tqdm(total=to_go, unit="img", desc="labelling", file=sys.stderr, dynamic_ncols=True) as bar,
     ):
-        writer = csv.writer(labels_f, lineterminator="\n")
-        pending: int | None = None  # labels.csv size before the image in progress
-        try:
-            for it in todo:
-                if flag.stop:
-                    interrupted = True
-                    break
-                pending = labels_f.tell()
-                rec = _label_one(it, labeler, args, out_dir, display_names, writer, labels_f, bar)
-                journal_f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                journal_f.flush()
-                pending = None
-                this_run.append(rec)
-                bar.update(1)
-        except KeyboardInterrupt:
-            interrupted = True
-            if pending is not None:  # drop the half-written image's rows; --resume redoes it
-                labels_f.flush()
-                labels_f.truncate(pending)
+        this_run, interrupted = label_items(
+            labeler, scan.items, out_dir,
+            eye_check=not args.no_eye_check,
+            annotate=args.annotate,
+            done=done,
+            should_stop=lambda: flag.stop,
+            progress=lambda i, n, name: bar.update(i - bar.n),
+            log=lambda msg: bar.write(msg, file=sys.stderr),
+        )
     summary = write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t_start, interrupted)
     print(
         f"{summary['labelled']} of {summary['images']} image(s) labelled, {summary['faces']} face(s); "
@@ -357,38 +342,97 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def label_items(
+    labeler: Labeler,
+    items: Iterable[Item],
+    out_dir: Path,
+    *,
+    eye_check: bool = True,
+    annotate: bool = True,
+    done: Mapping[str, dict] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int, int, str], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[dict], bool]:
+    """Label ``items`` into ``out_dir``'s labels.csv and journal (both made by ``prepare_outputs``, appended to).
+
+    The one labelling loop of the batch CLI and the GUI's folder batch. Items already in ``done`` (a resumed
+    run) are skipped. ``should_stop`` is asked before each image; ``progress(i, n, name)`` is told before each
+    image and once at the end (``name`` ""); ``log`` gets one line per skipped image or failed annotated copy.
+    A KeyboardInterrupt mid-image drops that image's rows and stops. Returns this run's journal records and
+    whether it stopped before the end.
+    """
+    todo = [it for it in items if not done or _key(it.path) not in done]
+    display_names = {m.name: m.display_name for m in labeler.models}
+    records: list[dict] = []
+    stopped = False
+    with (
+        open(out_dir / LABELS, "a", encoding="utf-8", newline="") as labels_f,
+        open(out_dir / JOURNAL, "a", encoding="utf-8") as journal_f,
+    ):
+        writer = csv.writer(labels_f, lineterminator="\n")
+        pending: int | None = None  # labels.csv size before the image in progress
+        try:
+            for i, it in enumerate(todo):
+                if should_stop():
+                    stopped = True
+                    break
+                if progress is not None:
+                    progress(i, len(todo), it.path.name)
+                pending = labels_f.tell()
+                rec = _label_one(
+                    it, labeler, out_dir, writer, labels_f,
+                    eye_check=eye_check, annotate=annotate, display_names=display_names, log=log,
+                )
+                journal_f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                journal_f.flush()
+                pending = None
+                records.append(rec)
+        except KeyboardInterrupt:
+            stopped = True
+            if pending is not None:  # drop the half-written image's rows; --resume redoes it
+                labels_f.flush()
+                labels_f.truncate(pending)
+    if progress is not None:
+        progress(len(records), len(todo), "")
+    return records, stopped
+
+
 def _label_one(
     it: Item,
     labeler: Labeler,
-    args: argparse.Namespace,
     out_dir: Path,
-    display_names: dict[str, str],
     writer: Any,
     labels_f: TextIO,
-    bar: Any,
+    *,
+    eye_check: bool,
+    annotate: bool,
+    display_names: dict[str, str],
+    log: Callable[[str], None] | None,
 ) -> dict:
     """Label one image and append its rows; an ImageError becomes an error record, not an exception."""
+    say = log or (lambda _msg: None)
     rec: dict = {"key": _key(it.path), "image": str(it.path), "faces": 0, "error": None}
     try:
         rgb = load_image(it.path)
-        result = labeler.label_image(rgb, eye_check=not args.no_eye_check, path=it.path)
+        result = labeler.label_image(rgb, eye_check=eye_check, path=it.path)
     except ImageError as e:
         rec["error"] = e.reason
-        bar.write(f"skipped: {it.path}: {e.reason}", file=sys.stderr)
+        say(f"skipped: {it.path}: {e.reason}")
         return rec
     except MemoryError:
         rec["error"] = "not enough memory to label this image"
-        bar.write(f"skipped: {it.path}: {rec['error']}", file=sys.stderr)
+        say(f"skipped: {it.path}: {rec['error']}")
         return rec
-    if args.annotate:
-        from app.annotate import annotate, save_image
+    if annotate:
+        from app import annotate as ann
 
         target = annotated_path(out_dir, it)
         try:
-            save_image(annotate(rgb, result, display_names), target)
+            ann.save_image(ann.annotate(rgb, result, display_names), target)
         except (OSError, ValueError) as e:
             rec["annotate_error"] = f"cannot write {target} ({getattr(e, 'strerror', None) or e})"
-            bar.write(f"warning: {it.path}: {rec['annotate_error']}", file=sys.stderr)
+            say(f"warning: {it.path}: {rec['annotate_error']}")
     for f in result.faces:
         b = f.box
         row = [str(it.path), f.index, b.x, b.y, b.w, b.h]

@@ -15,7 +15,6 @@ Design notes (why it is built this way):
 
 from __future__ import annotations
 
-import csv
 import os
 import queue
 import sys
@@ -885,67 +884,27 @@ def label_folder(
 ) -> dict[str, Any]:
     """Label the images directly in ``folder`` into ``out_dir`` exactly as ``python -m app.batch --annotate``.
 
-    Same files (labels.csv, summary.json, annotated/ copies, the resume journal) built from app.batch's own
-    helpers, so a GUI run and a CLI run are interchangeable and ``app.batch --resume`` can finish a cancelled
-    GUI run. app.batch's ``run`` cannot be reused as is: it stops only on SIGINT and reports to tqdm, while
-    the window needs a Cancel button and a progress bar. Returns app.batch's summary dict.
+    Same files (labels.csv, summary.json, annotated/ copies, the resume journal) from app.batch's own loop,
+    ``batch.label_items``, so a GUI run and a CLI run are interchangeable and ``app.batch --resume`` can finish
+    a cancelled GUI run; only the stop signal (``cancel``) and the progress report differ from the CLI's.
+    Returns app.batch's summary dict.
     """
     import argparse
-    import json
 
     from app import batch
-    from app.annotate import annotate, save_image
 
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     scan = batch.scan_inputs([folder], out_dir, recursive=False)
     done = batch.prepare_outputs(out_dir, batch.csv_header(labeler.models), resume=False)
-    names = {m.name: m.display_name for m in labeler.models}
-    this_run: list[dict[str, Any]] = []
-    cancelled = False
-    total = len(scan.items)
-    with (
-        open(out_dir / batch.LABELS, "a", encoding="utf-8", newline="") as labels_f,
-        open(out_dir / batch.JOURNAL, "a", encoding="utf-8") as journal_f,
-    ):
-        writer = csv.writer(labels_f, lineterminator="\n")
-        for i, item in enumerate(scan.items):
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            if progress is not None:
-                progress(i, total, item.path.name)
-            # The journal's key and record fields are app.batch's (see its _label_one).
-            rec: dict[str, Any] = {"key": os.path.abspath(item.path), "image": str(item.path), "faces": 0,
-                                   "error": None}
-            try:
-                rgb = load_image(item.path)
-                result = labeler.label_image(rgb, eye_check=eye_check, path=item.path)
-            except ImageError as e:
-                rec["error"] = e.reason
-            except MemoryError:
-                rec["error"] = "not enough memory to label this image"
-            else:
-                target = batch.annotated_path(out_dir, item)
-                try:
-                    save_image(annotate(rgb, result, names), target)
-                except (OSError, ValueError) as e:
-                    rec["annotate_error"] = f"cannot write {target} ({getattr(e, 'strerror', None) or e})"
-                for f in result.faces:
-                    b = f.box
-                    row: list[Any] = [str(item.path), f.index, b.x, b.y, b.w, b.h]
-                    for m in labeler.models:
-                        p = f.predictions[m.name]
-                        row += [p.label, f"{p.confidence:.4f}"]
-                    writer.writerow(row + [f.ensemble.label, f"{f.ensemble.confidence:.4f}"])
-                labels_f.flush()
-                rec["faces"] = len(result.faces)
-                rec["seconds"] = round(result.seconds, 4)
-            journal_f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            journal_f.flush()
-            this_run.append(rec)
-    if progress is not None:
-        progress(len(this_run), total, "")
+    this_run, cancelled = batch.label_items(
+        labeler, scan.items, out_dir,
+        eye_check=eye_check,
+        annotate=True,
+        done=done,
+        should_stop=cancel.is_set if cancel is not None else lambda: False,
+        progress=progress,
+    )
     args = argparse.Namespace(no_eye_check=not eye_check)
     return batch.write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t0, cancelled)
 
