@@ -22,6 +22,7 @@ from app.emotions import EMOTIONS
 SIDE = 48
 USAGES = ("Training", "PublicTest", "PrivateTest")
 SPLIT_OF_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+CACHE_VERSION = 2  # bump when the arrays' content or order changes, so stale caches are not reused
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
@@ -66,7 +67,7 @@ def _cache_path(source: Path) -> Path:
         stamps = [(p.name, p.stat().st_mtime_ns) for p in sorted(source.glob("*/*")) if p.is_dir()]
     else:
         stamps = [(st.st_size, st.st_mtime_ns)]
-    key = hashlib.sha1(repr((str(source.resolve()), stamps)).encode()).hexdigest()[:16]
+    key = hashlib.sha1(repr((CACHE_VERSION, str(source.resolve()), stamps)).encode()).hexdigest()[:16]
     return base / f"fer2013-{key}.npz"
 
 
@@ -183,7 +184,7 @@ def read_folder(root: str | os.PathLike) -> FER2013:
     tops = [d for d in ("train", "test") if (root / d).is_dir()]
     if "train" not in tops:
         raise DatasetError(f"{root}: expected a train/ folder (Kaggle layout train/<emotion>/*.jpg)")
-    parts: dict[str, tuple[list, list]] = {u: ([], []) for u in USAGES}
+    entries: list[tuple[str, Path, int, str]] = []
     for top in tops:
         try:
             class_dirs = sorted(p for p in (root / top).iterdir() if p.is_dir())
@@ -198,10 +199,13 @@ def read_folder(root: str | os.PathLike) -> FER2013:
                 files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             except OSError as e:
                 raise DatasetError(f"{d}: cannot list ({e.strerror or e})") from None
-            for f in files:
-                usage = _usage_of(f.name, top)
-                parts[usage][0].append(decode_gray(f))
-                parts[usage][1].append(label)
+            entries += [(f.name, f, label, _usage_of(f.name, top)) for f in files]
+    # Sort by file name across classes: Kaggle's names carry random ids, so any prefix (--limit N) holds every
+    # class in its natural proportion instead of N angry faces, as a class-by-class order would give.
+    parts: dict[str, tuple[list, list]] = {u: ([], []) for u in USAGES}
+    for _, f, label, usage in sorted(entries, key=lambda e: (e[0], e[2])):
+        parts[usage][0].append(decode_gray(f))
+        parts[usage][1].append(label)
     return _splits(parts, root)
 
 
