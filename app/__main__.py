@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the bundled sample)")
     ap.add_argument("--zoo", metavar="DIR", help="model folder with manifest.json (default: the bundled zoo)")
     ap.add_argument("--no-eye-check", action="store_true",
-                    help="do not require two eyes inside a face box (finds more faces, more false ones)")
+                    help="do not require an eye inside each face box (finds more faces, more false ones)")
     ap.add_argument("--self-test", action="store_true",
                     help="label the bundled sample photo without opening a window, print one line per face")
     return ap
