@@ -71,6 +71,28 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
     return "\n".join(rows)
 
 
+def anneal_table(run_dir: Path) -> str:
+    """A search's trials.csv as Markdown, plus the command that produced it (from trials.json settings)."""
+    import csv
+
+    with open(run_dir / "trials.csv", newline="") as f:
+        trials = list(csv.DictReader(f))
+    fixed = {"iteration", "status", "temperature", "val_accuracy", "acceptance_probability", "accepted",
+             "best_so_far", "seconds", "epochs_run", "reason"}
+    params = [k for k in trials[0] if k not in fixed] if trials else []
+    cols = ["trial", "T", *params, "val acc", "accepted", "best so far", "seconds"]
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for t in trials:
+        acc = t["val_accuracy"] or f"failed: {t['reason']}"
+        accepted = "yes" if t["accepted"] in ("1", "True", "true") else "no"
+        cells = [t["iteration"], t["temperature"], *(t[p] for p in params), acc, accepted, t["best_so_far"],
+                 f"{float(t['seconds']):.0f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    total = sum(float(t["seconds"]) for t in trials)
+    rows.append(f"\n{len(trials)} trials, {total / 60:.1f} min of training; run folder `{run_dir.name}`.")
+    return "\n".join(rows)
+
+
 def replace_block(path: Path, name: str, text: str) -> None:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a Markdown file."""
     content = path.read_text()
@@ -88,13 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         epilog="example: python -m training.report --update-readme",
     )
     p.add_argument("--zoo", default=str(ROOT / "models_zoo"), help="zoo folder (default: models_zoo/)")
+    p.add_argument("--anneal", metavar="RUN_DIR", help="instead: the trials table of an annealing run folder")
     p.add_argument("--update-readme", action="store_true",
-                   help="also write the table into README.md between the results markers")
+                   help="also write the table into README.md between its results (or anneal-table) markers")
     args = p.parse_args(argv)
     try:
-        table = results_table(Path(args.zoo))
+        if args.anneal:
+            table, block = anneal_table(Path(args.anneal)), "anneal-table"
+        else:
+            table, block = results_table(Path(args.zoo)), "results"
         if args.update_readme:
-            replace_block(ROOT / "README.md", "results", table)
+            replace_block(ROOT / "README.md", block, table)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
