@@ -1,0 +1,132 @@
+"""Labelling speed: ms per face for each model and the ensemble, and ms per photo at 240p, 720p and 1080p.
+
+Everything goes through :class:`app.labeler.Labeler`, the object the GUI and the batch CLI use, so the
+numbers include the same pre-processing (resize, scaling to [0, 1]) and softmax the app pays for.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import ROOT, Row, format_value, log, median_time
+
+SAMPLE = ROOT / "app" / "assets" / "sample.jpg"
+SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+PHOTO_CANDIDATES = ("two_people.jpg", "obama.jpg")
+FRAMES = {"240p": (426, 240), "720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def default_photo() -> Path:
+    """A real photo with faces from ../shared if present (two faces beat one), else the bundled sample."""
+    for name in PHOTO_CANDIDATES:
+        p = SHARED_PHOTOS / name
+        if p.is_file():
+            return p
+    return SAMPLE
+
+
+def frame(rgb: np.ndarray, size: tuple[int, int], upscale: bool = True) -> np.ndarray:
+    """``rgb`` resized to fit ``size`` (w, h) without distortion, centred on a grey canvas of that size.
+
+    The sample portrait is only placed on the canvas (``upscale=False``): a 512 px face blown up to 1080 px is
+    not what a 1080p frame with a person in it looks like.
+    """
+    import cv2
+
+    w, h = size
+    s = min(w / rgb.shape[1], h / rgb.shape[0])
+    if not upscale:
+        s = min(s, 1.0)
+    nw, nh = max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    canvas = np.full((h, w, 3), 128, np.uint8)
+    y0, x0 = (h - nh) // 2, (w - nw) // 2
+    canvas[y0 : y0 + nh, x0 : x0 + nw] = small
+    return canvas
+
+
+def _face_crop() -> np.ndarray:
+    """A real 48x48 face crop (from the sample portrait), the kind of input the models see."""
+    from app.crop import crop_face
+    from app.detect import detect_faces, to_gray
+    from app.imageio import load_image
+
+    gray = to_gray(load_image(SAMPLE))
+    boxes = detect_faces(gray)
+    if not boxes:
+        return np.full((48, 48), 128, np.uint8)
+    return crop_face(gray, boxes[0], (48, 48))
+
+
+def face_rows(labeler, quick: bool = False) -> list[Row]:  # noqa: ANN001 - app.labeler.Labeler, imported lazily
+    """Median ms per face, one face per call (a portrait), for each model alone and for the whole ensemble."""
+    repeats = 30 if quick else 300
+    one = _face_crop()[None]
+    eight = np.repeat(one, 8, axis=0)
+    threads = f"onnxruntime {labeler.threads} thread{'s' if labeler.threads != 1 else ''}"
+    rows = []
+    for m in labeler.models:
+        single = copy.copy(labeler)  # shares the loaded sessions; classify() then runs this model only
+        single.models = [m]
+        t1 = median_time(lambda s=single: s.classify(one), repeats, warmup=5)
+        t8 = median_time(lambda s=single: s.classify(eight), max(5, repeats // 4), warmup=2)
+        rows.append(Row(f"labelling {m.display_name}", 1000 * t1, "ms/face", str(repeats),
+                        f"1 face per call; {format_value(1000 * t8 / 8)} ms/face in a batch of 8; {threads}"))
+    t1 = median_time(lambda: labeler.classify(one), repeats, warmup=5)
+    t8 = median_time(lambda: labeler.classify(eight), max(5, repeats // 4), warmup=2)
+    names = " + ".join(m.display_name for m in labeler.models)
+    rows.append(Row(f"labelling ensemble ({names})", 1000 * t1, "ms/face", str(repeats),
+                    f"all models + mean; {format_value(1000 * t8 / 8)} ms/face in a batch of 8; {threads}"))
+    return rows
+
+
+def photo_rows(labeler, photo: Path | None = None, quick: bool = False) -> list[Row]:  # noqa: ANN001
+    """Median ms per photo for detection + crops + labelling (``Labeler.label_image``, eye check on)."""
+    from app.imageio import load_image
+
+    photo = photo or default_photo()
+    rgb = load_image(photo)
+    upscale = photo.resolve() != SAMPLE.resolve()
+    repeats = 3 if quick else 10
+    rows = []
+    for label, size in FRAMES.items():
+        img = frame(rgb, size, upscale=upscale)
+        labeler.label_image(img)  # warm-up: cascades load on first use
+        totals, detects, labels, faces = [], [], [], 0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            result = labeler.label_image(img)
+            totals.append(time.perf_counter() - t)
+            detects.append(result.detect_seconds)
+            labels.append(result.label_seconds)
+            faces = len(result.faces)
+        rows.append(Row(
+            f"detection + labelling, {label} ({size[0]}x{size[1]})",
+            1000 * statistics.median(totals),
+            "ms/photo",
+            str(repeats),
+            f"{photo.name}, {faces} face{'s' if faces != 1 else ''} found; detection "
+            f"{1000 * statistics.median(detects):.0f} ms + labelling {1000 * statistics.median(labels):.1f} ms",
+        ))
+    return rows
+
+
+def label_rows(zoo: str | os.PathLike | None = None, threads: int | None = None, quick: bool = False,
+               photo: Path | None = None) -> list[Row]:
+    """Per-face and per-photo rows; one skipped row naming the problem when the zoo cannot be loaded."""
+    from app.labeler import Labeler
+    from app.zoo import ZooError
+
+    try:
+        labeler = Labeler(zoo, threads=threads)
+    except ZooError as e:
+        return [Row("labelling", None, "ms/face", "", f"skipped: {' '.join(str(e).split())}")]
+    log(f"labelling with {', '.join(m.name for m in labeler.models)} from {labeler.zoo_dir}")
+    return face_rows(labeler, quick) + photo_rows(labeler, photo, quick)

@@ -1,0 +1,91 @@
+"""Training throughput (images/s) of each model, through ``training.train.fit`` itself.
+
+Running the real ``fit`` (not a re-implementation) on a few batches of random 48x48 faces measures exactly
+what a training run does per step: on-the-fly augmentation, bf16 autocast, channels_last, optimizer and
+scheduler step. Each "epoch" here is a handful of batches; the first is a warm-up, the rest are the samples
+whose median is reported. torch is imported only inside :func:`train_rows`, so the other benchmarks run with
+just the app installed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import ROOT, Row, log
+
+MODELS = ("cnn", "ff", "resnet18")
+CONFIG_DIR = ROOT / "training" / "configs"
+
+
+def load_config(name: str, config_dir: Path = CONFIG_DIR) -> tuple[dict, str]:
+    """``training/configs/<name>.json`` if present (bare or an annealing ``best.json``), else the defaults."""
+    path = config_dir / f"{name}.json"
+    if not path.is_file():
+        return {"model": name}, "default config"
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    d = dict(loaded.get("config", loaded))
+    d["model"] = name
+    try:
+        shown = str(path.relative_to(ROOT))
+    except ValueError:
+        shown = str(path)
+    return d, shown
+
+
+def synthetic_fer(n_train: int, seed: int = 0):  # noqa: ANN201 - training.datasets is imported lazily
+    """Random faces and labels shaped like FER2013: speed does not depend on the pixels."""
+    from training.datasets import FER2013, Split
+
+    rng = np.random.default_rng(seed)
+
+    def split(n: int) -> Split:
+        return Split(rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n).astype(np.int64))
+
+    return FER2013(train=split(n_train), val=split(8), test=split(8), source="synthetic")
+
+
+def measure_model(name: str, batches: int, repeats: int, threads: int | None) -> Row:
+    """images/s of one model: median over ``repeats`` timed epochs of ``batches`` batches, after one warm-up."""
+    import torch
+
+    from training.train import TrainConfig, fit
+
+    d, source = load_config(name)
+    d.update(augmented=None, limit=None, epochs=repeats + 1, patience=10**6)
+    cfg = TrainConfig.from_dict(d)
+    if threads:
+        torch.set_num_threads(threads)
+    data = synthetic_fer(cfg.batch_size * batches)
+    with tempfile.TemporaryDirectory(prefix="emotionlens-bench-") as tmp:
+        result = fit(cfg, data, Path(tmp), progress=False, tensorboard=False)
+    speeds = [h["images_per_second"] for h in result.history[1:]]
+    modes = ", ".join(m for m, on in (("bf16 autocast", cfg.bf16), ("channels_last", cfg.channels_last)) if on)
+    return Row(
+        f"training {name}",
+        statistics.median(speeds),
+        "images/s",
+        f"{len(speeds)} x {batches} batches of {cfg.batch_size}",
+        f"{source}; {modes or 'fp32'}; torch threads: {torch.get_num_threads()}",
+    )
+
+
+def train_rows(models: tuple[str, ...] = MODELS, quick: bool = False, threads: int | None = None) -> list[Row]:
+    """One row per model; a skipped row per model when torch (the ``train`` extra) is not installed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return [
+            Row(f"training {m}", None, "images/s", "", "skipped: torch not installed (pip install -e '.[train]')")
+            for m in models
+        ]
+    batches, repeats = (2, 2) if quick else (3, 5)
+    rows = []
+    for m in models:
+        log(f"training {m}: {repeats + 1} x {batches} batches")
+        rows.append(measure_model(m, batches, repeats, threads))
+    return rows
