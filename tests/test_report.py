@@ -1,0 +1,48 @@
+"""README tables are rendered from files, never typed: the manifest table and the annealing trials table."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from training import export, report
+from training.models import build_model
+
+torch.set_num_threads(1)
+
+
+def test_results_table_reads_manifest_and_measures(tmp_path):
+    path = export.export_onnx(build_model("ff", hidden=(8,)).eval(), tmp_path / "ff.onnx")
+    metrics = {"public_test_accuracy": 0.5123, "private_test_accuracy": 0.5012, "tta": False,
+               "private_test_accuracy_tta": 0.51}
+    training = {"epochs": 3, "seconds": 600, "images_per_second": 4000, "parameters": 18_000}
+    export.update_manifest(tmp_path, export.manifest_entry("ff", path.name, metrics, training))
+    table = report.results_table(tmp_path)
+    row = table.splitlines()[2]
+    assert row.startswith("| FF | 51.23% | 50.12% | 51.00% | 3 | 10 min | 4000 | 0.02 M |")
+    assert float(row.split("|")[-2]) > 0  # ms per face measured, not copied
+
+
+def test_anneal_table_and_replace_block(tmp_path):
+    fields = ["iteration", "status", "temperature", "lr", "val_accuracy", "acceptance_probability", "accepted",
+              "best_so_far", "seconds", "epochs_run", "reason"]
+    with open(tmp_path / "trials.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        w.writeheader()
+        w.writerow({"iteration": 1, "status": "ok", "temperature": 0.03, "lr": 0.001, "val_accuracy": 0.4,
+                    "acceptance_probability": 1, "accepted": 1, "best_so_far": 0.4, "seconds": 60, "epochs_run": 2})
+        w.writerow({"iteration": 2, "status": "failed", "temperature": 0.02, "lr": 9, "val_accuracy": "",
+                    "acceptance_probability": 0, "accepted": 0, "best_so_far": 0.4, "seconds": 30,
+                    "reason": "loss became nan"})
+    table = report.anneal_table(tmp_path)
+    assert "| 1 | 0.03 | 0.001 | 0.4 | yes | 0.4 | 60 |" in table
+    assert "failed: loss became nan | no" in table
+    assert "2 trials, 1.5 min" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- x:start -->\nold\n<!-- x:end -->\nb\n")
+    report.replace_block(readme, "x", "new")
+    assert readme.read_text() == "a\n<!-- x:start -->\nnew\n<!-- x:end -->\nb\n"
+    with pytest.raises(ValueError, match="no <!-- y:start -->"):
+        report.replace_block(readme, "y", "z")
