@@ -129,6 +129,7 @@ def test_cli_trains_exports_and_resumes(tmp_path, monkeypatch, capsys):
     manifest = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
     entry = manifest["models"][0]
     assert entry["name"] == "ff" and entry["training"]["epochs"] == 2
+    assert entry["training"]["status"] == "finished" and entry["training"]["train_images"] == 70
     assert 0 <= entry["metrics"]["private_test_accuracy"] <= 1
     assert "exported" in capsys.readouterr().out
     # --resume on a finished run trains no more epochs and re-exports
@@ -136,3 +137,30 @@ def test_cli_trains_exports_and_resumes(tmp_path, monkeypatch, capsys):
     assert len(json.loads((run / "history.json").read_text())) == 2
     assert train.main(["--model", "cnn", "--resume", *common]) == 2
     assert "no run of cnn" in capsys.readouterr().err
+
+
+def test_export_cli_marks_an_unfinished_run_as_interim(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTIONLENS_CACHE", str(tmp_path / "cache"))
+    data = make_fer(64, 14, 14)
+    csv_path = write_csv(data, tmp_path / "fer.csv")
+    calls = {"n": 0}
+    real_augment = train.online_augment
+
+    def dying_augment(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise _Kill
+        return real_augment(*a, **k)
+
+    monkeypatch.setattr(train, "online_augment", dying_augment)
+    with pytest.raises(_Kill):
+        fit(_cfg(epochs=3), data, tmp_path / "run", progress=False, tensorboard=False)
+    from training import export
+
+    zoo = tmp_path / "zoo"
+    assert export.main([str(tmp_path / "run" / "best.pt"), "--data", str(csv_path), "--out", str(zoo)]) == 0
+    entry = json.loads((zoo / "manifest.json").read_text())["models"][0]
+    assert entry["training"]["status"] == "interim: epoch 1 of 3, still training"
+    assert entry["training"]["epochs"] == 1 and entry["training"]["train_images"] == 64
+    assert {"config", "seconds", "log_dir", "parameters"} <= set(entry["training"])
+    assert (tmp_path / "run" / "confusion_matrix.png").exists()

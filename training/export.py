@@ -158,8 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(args.checkpoint)
         name = args.name or ckpt["model_name"]
         data = load_fer2013(args.data)
-        eval_dir = args.eval_dir or Path(args.checkpoint).parent
-        metrics = export_and_register(model, name, args.out, data, ckpt.get("training_summary", {}), eval_dir)
+        run_dir = Path(args.checkpoint).parent
+        eval_dir = args.eval_dir or run_dir
+        if not (run_dir / "last.pt").exists():
+            raise ValueError(f"{run_dir}: no last.pt beside the checkpoint, so the training record is unknown")
+        from training.train import training_summary
+
+        training = training_summary(run_dir, data)
+        metrics = export_and_register(model, name, args.out, data, training, eval_dir)
     except (DatasetError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -296,7 +296,8 @@ def fit(
         from tensorboardX import SummaryWriter
 
         writer = SummaryWriter(str(run_dir))
-    meta = {"model_name": cfg.model, "model_params": cfg.model_params, "config": dataclasses.asdict(cfg)}
+    meta = {"model_name": cfg.model, "model_params": cfg.model_params, "config": dataclasses.asdict(cfg),
+            "train_images": len(labels)}
     stopped_early = False
     for epoch in range(start_epoch, cfg.epochs + 1):
         if bad_epochs >= cfg.patience:
@@ -353,21 +354,40 @@ def fit(
     return result
 
 
+def training_summary(run_dir: Path, data: FER2013) -> dict:
+    """The manifest's ``training`` record, read back from a run folder's ``last.pt``.
+
+    Reading it from the checkpoint (not from memory) lets ``training.export`` describe any run, finished or
+    still going; an unfinished run is marked ``interim`` so nobody mistakes it for the final model.
+    """
+    run_dir = Path(run_dir)
+    state = checkpoint.load(run_dir / "last.pt")
+    cfg = TrainConfig.from_dict(state["config"])
+    history = state["history"]
+    seen = sum(h["images_per_second"] * h["seconds"] for h in history)
+    train_images = state.get("train_images")
+    if train_images is None:  # checkpoints written before train_images was stored
+        train_images = len(training_arrays(cfg, data)[1])
+    finished = state["epoch"] >= cfg.epochs or state["bad_epochs"] >= cfg.patience
+    try:
+        log_dir = str(run_dir.resolve().relative_to(ROOT))
+    except ValueError:
+        log_dir = str(run_dir)
+    return {
+        "config": dataclasses.asdict(cfg), "epochs": len(history), "best_epoch": state["best_epoch"],
+        "train_images": int(train_images), "seconds": round(state["seconds"], 1),
+        "images_per_second": round(seen / state["seconds"], 1) if state["seconds"] else 0.0,
+        "parameters": count_parameters(build_model(cfg.model, **cfg.model_params)), "log_dir": log_dir,
+        "status": "finished" if finished else f"interim: epoch {state['epoch']} of {cfg.epochs}, still training",
+    }
+
+
 def finish(result: RunResult, cfg: TrainConfig, data: FER2013, zoo_dir: Path, name: str | None = None) -> dict:
     """Export the best epoch to ONNX, score it on PublicTest and PrivateTest, and record the manifest."""
     from training.export import export_and_register
 
     model = checkpoint.load_model(result.run_dir / "best.pt")
-    try:
-        log_dir = str(result.run_dir.relative_to(ROOT))
-    except ValueError:
-        log_dir = str(result.run_dir)
-    training = {
-        "config": dataclasses.asdict(cfg), "epochs": result.epochs_run, "best_epoch": result.best_epoch,
-        "train_images": result.train_images, "seconds": round(result.seconds, 1),
-        "images_per_second": round(result.images_per_second, 1), "parameters": count_parameters(model),
-        "log_dir": log_dir,
-    }
+    training = training_summary(result.run_dir, data)
     return export_and_register(model, name or cfg.model, zoo_dir, data, training, result.run_dir)
 
 
