@@ -1,0 +1,47 @@
+"""The shipped models score what the manifest says, measured like an outsider would.
+
+Reads PrivateTest straight from the Kaggle folders with OpenCV (not with training.datasets) and runs each
+ONNX file with plain onnxruntime per the contract: input [N,1,48,48] in [0,1], output ``logits``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FER = ROOT.parent / "shared" / "data" / "fer2013"
+ZOO = ROOT / "models_zoo"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 not present"),
+    pytest.mark.skipif(not (ZOO / "manifest.json").exists(), reason="no models in models_zoo/"),
+]
+
+
+@pytest.fixture(scope="module")
+def private_test():
+    classes = json.loads((ZOO / "manifest.json").read_text())["classes"]
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for f in sorted((FER / "test" / name).glob("PrivateTest_*")):
+            images.append(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))
+            labels.append(label)
+    assert len(images) == 3589
+    return np.stack(images)[:, None].astype(np.float32) / 255.0, np.array(labels)
+
+
+@pytest.mark.parametrize("entry", json.loads((ZOO / "manifest.json").read_text())["models"]
+                         if (ZOO / "manifest.json").exists() else [], ids=lambda e: e["name"])
+def test_manifest_accuracy_matches_an_outside_evaluation(entry, private_test):
+    x, y = private_test
+    sess = ort.InferenceSession(str(ZOO / entry["file"]), providers=["CPUExecutionProvider"])
+    logits = np.concatenate([sess.run(["logits"], {"input": x[i : i + 512]})[0] for i in range(0, len(x), 512)])
+    accuracy = float((logits.argmax(1) == y).mean())
+    assert abs(accuracy - entry["metrics"]["private_test_accuracy"]) <= 0.001
