@@ -105,18 +105,34 @@ def manifest_entry(name: str, file: str, metrics: dict, training: dict, input_si
 
 def export_and_register(
     model: torch.nn.Module, name: str, zoo_dir: str | Path, data, training: dict, eval_dir: str | Path | None,
+    weights_format: str = "fp32", tolerance: float = 0.003,
 ) -> dict:
     """Export, then score the exported ONNX file itself on PublicTest and PrivateTest, and record the manifest.
 
     Scoring the ONNX file (not the torch model) means the manifest states what the app will actually do.
-    PrivateTest is scored here and only here: once per final model.
+    PrivateTest is scored here and only here: once per final model. With ``weights_format`` fp16/int8 the
+    smaller file replaces the fp32 one only if its PublicTest accuracy is within ``tolerance`` of fp32's.
     """
+    from training.compress import compress
     from training.evaluate import onnx_predictor, score
 
     zoo_dir = Path(zoo_dir)
     onnx_path = export_onnx(model, zoo_dir / f"{name}.onnx")
     predict = onnx_predictor(onnx_path)
     val = score(predict, data.val.images, data.val.labels, tta=True)
+    weights = {"weights": "fp32"}
+    if weights_format != "fp32":
+        small = compress(onnx_path, weights_format, onnx_path.with_name(f".{name}.{weights_format}.onnx"))
+        small_val = score(onnx_predictor(small), data.val.images, data.val.labels, tta=True)
+        drop = val["accuracy"] - small_val["accuracy"]
+        if drop <= tolerance:
+            os.replace(small, onnx_path)
+            weights = {"weights": weights_format, "fp32_public_test_accuracy": round(val["accuracy"], 4)}
+            predict, val = onnx_predictor(onnx_path), small_val
+        else:
+            small.unlink()
+            weights["weights_note"] = (f"{weights_format} rejected: PublicTest {100 * drop:.2f} points below fp32 "
+                                       f"(tolerance {100 * tolerance:.2f})")
     test_dir = None if eval_dir is None else Path(eval_dir)
     test = score(predict, data.test.images, data.test.labels, test_dir, tta=True,
                  title=f"{DISPLAY_NAMES.get(name, name)} on PrivateTest")
@@ -126,6 +142,7 @@ def export_and_register(
         "tta": False,
         "public_test_accuracy_tta": round(val["accuracy_tta"], 4),
         "private_test_accuracy_tta": round(test["accuracy_tta"], 4),
+        **weights,
     }
     update_manifest(zoo_dir, manifest_entry(name, onnx_path.name, metrics, training))
     if test_dir is not None:
@@ -146,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="model name in the manifest (default: the checkpoint's model)")
     p.add_argument("--data", required=True, help="FER2013 (CSV or folder) for the metrics written to the manifest")
     p.add_argument("--out", default="models_zoo", help="zoo folder (default: %(default)s)")
+    p.add_argument("--weights-format", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="store weights smaller if PublicTest accuracy stays within 0.3 points of fp32: fp16 (half "
+                        "size, fp32 speed; for cnn/resnet18) or int8 (quarter size; for ff) (default: %(default)s)")
     p.add_argument("--eval-dir", help="where to write the PrivateTest report files (default: the checkpoint's folder)")
     args = p.parse_args(argv)
 
@@ -165,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.train import training_summary
 
         training = training_summary(run_dir, data)
-        metrics = export_and_register(model, name, args.out, data, training, eval_dir)
+        metrics = export_and_register(model, name, args.out, data, training, eval_dir, args.weights_format)
     except (DatasetError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
