@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import onnxruntime as ort
@@ -54,3 +56,15 @@ def test_export_keeps_compressed_file_only_within_tolerance(tmp_path):
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["ff.onnx", "manifest.json"]
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["models"][0]["metrics"]["weights"] == "fp32"
+
+
+def test_zoo_files_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        data = make_fer(14, 14, 14)
+        export.export_and_register(build_model("ff", hidden=(16,)).eval(), "ff", tmp_path, data, {}, None,
+                                   weights_format="int8", tolerance=1.0)
+    finally:
+        os.umask(old)
+    for f in ("ff.onnx", "manifest.json"):
+        assert stat.S_IMODE((tmp_path / f).stat().st_mode) == 0o644, f

@@ -69,8 +69,11 @@ def compress(src: str | Path, fmt: str, dst: str | Path | None = None) -> Path:
         if target != src:
             target.write_bytes(src.read_bytes())
         return target
+    from training.export import default_file_mode
+
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx")
     os.close(fd)
+    os.chmod(tmp, default_file_mode())
     (to_fp16_weights if fmt == "fp16" else to_int8)(src, tmp)
     os.replace(tmp, target)
     return target

@@ -59,6 +59,13 @@ class warnings_quiet:
         return self._cm.__exit__(*exc)
 
 
+def default_file_mode() -> int:
+    """0666 minus the umask: what a plain ``open(path, "w")`` would have created."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def read_manifest(zoo_dir: str | Path) -> dict:
     path = Path(zoo_dir) / "manifest.json"
     if not path.exists():
@@ -85,6 +92,7 @@ def write_manifest(zoo_dir: str | Path, manifest: dict) -> Path:
     zoo_dir = Path(zoo_dir)
     zoo_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=zoo_dir, prefix=".manifest-", suffix=".json")
+    os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a shared checkout's other users must read it
     with os.fdopen(fd, "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
