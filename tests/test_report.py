@@ -22,7 +22,8 @@ def test_results_table_reads_manifest_and_measures(tmp_path):
     table = report.results_table(tmp_path)
     row = table.splitlines()[2]
     assert row.startswith("| FF | 51.23% | 50.12% | 51.00% | 3 | 10 min | 4000 | 0.02 M |")
-    assert float(row.split("|")[-2]) > 0  # ms per face measured, not copied
+    assert row.endswith("| fp32 | " + row.split("|")[-3].strip() + " | finished |")
+    assert float(row.split("|")[-3]) > 0  # ms per face measured, not copied
 
 
 def test_anneal_table_and_replace_block(tmp_path):

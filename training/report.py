@@ -47,8 +47,8 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
     manifest = json.loads((zoo_dir / "manifest.json").read_text())
     rows = [
         "| model | PublicTest | PrivateTest | PrivateTest, flip TTA | epochs | training time | images/s "
-        "| parameters | ONNX size | ms per face |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| parameters | ONNX size | weights | ms per face | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in manifest["models"]:
         met, tr = m["metrics"], m["training"]
@@ -59,14 +59,14 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
             f"| {_pct(met.get('private_test_accuracy_tta'))} | {tr.get('epochs', '—')} "
             f"| {tr.get('seconds', 0) / 60:.0f} min | {tr.get('images_per_second', 0):.0f} "
             f"| {tr.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB "
-            f"| {ms_per_face(path):.2f} |"
+            f"| {met.get('weights', 'fp32')} | {ms_per_face(path):.2f} | {tr.get('status', 'finished')} |"
         )
     ens = manifest.get("ensemble")
     if ens:
         rows.append(
             f"| ensemble ({' + '.join(ens['models'])}) | {_pct(ens.get('public_test_accuracy'))} "
             f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} "
-            "| | | | | | |"
+            "| | | | | | | | |"
         )
     return "\n".join(rows)
 
