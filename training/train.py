@@ -296,6 +296,8 @@ def fit(
         from tensorboardX import SummaryWriter
 
         writer = SummaryWriter(str(run_dir))
+    from training.plots import plot_curves
+
     meta = {"model_name": cfg.model, "model_params": cfg.model_params, "config": dataclasses.asdict(cfg),
             "train_images": len(labels)}
     stopped_early = False
@@ -326,6 +328,7 @@ def fit(
             "bad_epochs": bad_epochs, "seconds": seconds,
         }, last_path)
         (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+        plot_curves(history, run_dir / "curves.png", title=f"{cfg.model} ({run_dir.name})")  # watchable mid-run
         if writer is not None:
             for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"):
                 writer.add_scalar(k.replace("_", "/", 1), row[k], epoch)
@@ -336,10 +339,6 @@ def fit(
                   f"{secs:.0f}s{'  *best' if best_epoch == epoch else ''}", flush=True)
     if stopped_early and progress:
         print(f"early stop: no validation improvement for {cfg.patience} epochs")
-    if history:
-        from training.plots import plot_curves
-
-        plot_curves(history, run_dir / "curves.png", title=f"{cfg.model} ({run_dir.name})")
     trained_images = sum(h["images_per_second"] * h["seconds"] for h in history)
     result = RunResult(
         run_dir=run_dir, best_val_accuracy=best_acc, best_epoch=best_epoch, epochs_run=len(history),
