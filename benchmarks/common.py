@@ -99,6 +99,8 @@ def machine_line(threads: int | None) -> str:
         if v:
             parts.append(f"{dist} {v}")
     parts.append(f"threads: {threads}" if threads else "threads: each component's default")
+    if hasattr(os, "getloadavg"):  # other work on the machine halves numbers: say how busy it was
+        parts.append(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return "Measured on: " + "; ".join(parts) + "."
 
 
