@@ -7,13 +7,13 @@ photo viewed fit-to-screen; labels are placed to avoid each other and the frame 
 from __future__ import annotations
 
 import os
-import uuid
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from app.atomic import atomic_path
 from app.emotions import COLORS
 from app.labeler import FaceResult, PhotoResult
 
@@ -132,12 +132,5 @@ def save_image(rgb: np.ndarray, path: str | os.PathLike) -> None:
     im = Image.fromarray(a if a.ndim == 3 else a, "RGB" if a.ndim == 3 else "L")
     kwargs = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "xb") rather than mkstemp: the file gets the user's umask permissions, not mkstemp's 0600.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        with open(tmp, "xb") as f:
-            im.save(f, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        im.save(f, format=fmt, **kwargs)

@@ -17,12 +17,12 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from app.atomic import write_text
 from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
 from app.zoo import ZOO_ENV, ModelInfo, ZooError
 
@@ -145,19 +145,6 @@ def annotated_path(out_dir: Path, item: Item) -> Path:
     return out_dir / ANNOTATED / rel
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _read_journal(path: Path) -> dict[str, dict]:
     """Finished images by key from a previous run's journal; a torn last line (killed mid-write) is ignored."""
     done: dict[str, dict] = {}
@@ -218,12 +205,12 @@ def prepare_outputs(out_dir: Path, header: list[str], resume: bool) -> dict[str,
                 rec = done.setdefault(_key(r[0]), {"key": _key(r[0]), "image": r[0], "faces": 0, "error": None})
                 rec["faces"] += 1
         kept += [r for r in complete if _key(r[0]) in done]
-    _atomic_write_text(labels, _csv_text(kept))
-    _atomic_write_text(journal, "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in done.values()))
+    write_text(labels, _csv_text(kept))
+    write_text(journal, "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in done.values()))
     return done
 
 
-_TMP_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp(\.[^.]+)?$")  # what _atomic_write_text/save_image leave
+_TMP_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp(\.[^.]+)?$")  # what app.atomic leaves
 
 
 def remove_stale_temp_files(out_dir: Path) -> int:
@@ -479,7 +466,7 @@ def write_summary(
         "models": [m.name for m in labeler.models],
         "zoo": str(labeler.zoo_dir),
     }
-    _atomic_write_text(out_dir / SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_text(out_dir / SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
 
 

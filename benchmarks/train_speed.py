@@ -9,7 +9,6 @@ just the app installed.
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -27,8 +26,9 @@ def load_config(name: str, config_dir: Path = CONFIG_DIR) -> tuple[dict, str]:
     path = config_dir / f"{name}.json"
     if not path.is_file():
         return {"model": name}, "default config"
-    loaded = json.loads(path.read_text(encoding="utf-8"))
-    d = dict(loaded.get("config", loaded))
+    from training.train import read_config_file
+
+    d = read_config_file(path)
     d["model"] = name
     try:
         shown = str(path.relative_to(ROOT))

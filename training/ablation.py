@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
 
-from training.train import ROOT, TrainConfig, fit
+from training.train import ROOT, TrainConfig, fit, images_seen, read_config_file
 
 
 def arms(base: TrainConfig, augmented: str, aug_epochs: int) -> dict[str, TrainConfig]:
@@ -52,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        loaded = json.loads(Path(args.config).read_text())
-        base = TrainConfig.from_dict(loaded.get("config", loaded))
+        base = TrainConfig.from_dict(read_config_file(args.config))
         data = load_fer2013(args.data)
     except (OSError, ValueError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---|---|---|---|---|---|"]
     for i, (name, cfg) in enumerate(arms(base, args.augmented, args.aug_epochs).items()):
         result = fit(cfg, data, out / f"arm{i + 1}", progress=True, tensorboard=False)
-        seen = sum(h["images_per_second"] * h["seconds"] for h in result.history)
+        seen = images_seen(result.history)
         rows.append(f"| {name} | {result.train_images:,} | {cfg.epochs} | {seen:,.0f} "
                     f"| {100 * result.best_val_accuracy:.2f}% "
                     f"| {result.best_epoch} | {result.seconds / 60:.0f} |")

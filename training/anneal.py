@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app.atomic import write_text
 from training.models import MODEL_NAMES
 from training.search_space import SearchSpace, SpaceError, build_space, load_space, neighbour
-from training.train import ROOT, TrainConfig
+from training.train import ROOT, TrainConfig, read_config_file
 
 if TYPE_CHECKING:
     from training.datasets import FER2013
@@ -331,16 +332,6 @@ def _drop_checkpoints(tdir: Path) -> None:
 # ------------------------------------------------------------------------------------- run folder
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: a kill leaves the old or the new file, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def read_state(run_dir: Path) -> dict:
     path = Path(run_dir) / "trials.json"
     try:
@@ -408,10 +399,10 @@ class RunFolder:
         best = _best(trials)
         state = {"format": FORMAT, "settings": self.settings, "complete": complete, "stopped": stopped,
                  "best": best, "trials": trials}
-        atomic_write(self.dir / "trials.json", json.dumps(state, indent=1) + "\n")
-        atomic_write(self.dir / "trials.csv", csv_text(trials, self.space.names))
+        write_text(self.dir / "trials.json", json.dumps(state, indent=1) + "\n")
+        write_text(self.dir / "trials.csv", csv_text(trials, self.space.names))
         if best is not None:
-            atomic_write(self.dir / "best.json", json.dumps(self.best_json(best, len(trials)), indent=2) + "\n")
+            write_text(self.dir / "best.json", json.dumps(self.best_json(best, len(trials)), indent=2) + "\n")
         from training.plots import plot_search
 
         s = self.settings
@@ -579,15 +570,7 @@ DEFAULTS = {"iterations": 30, "subset": None, "epochs_scale": 1.0, "max_epochs":
 
 def load_base_config(path: str | None, model: str | None, augmented: str | None) -> TrainConfig:
     """The base TrainConfig: --config file (bare or wrapped), then --model and --augmented on top."""
-    d: dict = {}
-    if path:
-        try:
-            loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: cannot read config ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a JSON object of TrainConfig fields")
-        d.update(loaded.get("config", loaded))
+    d: dict = read_config_file(path) if path else {}
     if model and d.get("model", model) != model:
         raise ValueError(f"--model {model} differs from the config's model {d['model']}; drop one of them")
     d["model"] = model or d.get("model", "cnn")

@@ -29,7 +29,11 @@ def load(path: str | Path) -> dict:
 
 def load_model(path: str | Path) -> torch.nn.Module:
     """Rebuild the model a checkpoint was trained as and load its weights (``best.pt`` or ``last.pt``)."""
-    ckpt = load(path)
+    return model_from(load(path), path)
+
+
+def model_from(ckpt: dict, path: str | Path) -> torch.nn.Module:
+    """The model of an already loaded checkpoint (``path`` only names it in errors)."""
     try:
         model = build_model(ckpt["model_name"], **ckpt["model_params"])
         model.load_state_dict(ckpt["model"])

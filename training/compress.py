@@ -11,11 +11,12 @@ Two formats, chosen by measurement on this project's models:
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from app.atomic import atomic_path
 
 FORMATS = ("fp32", "fp16", "int8")
 MIN_ELEMENTS = 1024  # small tensors (biases, BatchNorm) stay fp32: no size to win, only precision to lose
@@ -69,11 +70,6 @@ def compress(src: str | Path, fmt: str, dst: str | Path | None = None) -> Path:
         if target != src:
             target.write_bytes(src.read_bytes())
         return target
-    from training.export import default_file_mode
-
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx")
-    os.close(fd)
-    os.chmod(tmp, default_file_mode())
-    (to_fp16_weights if fmt == "fp16" else to_int8)(src, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        (to_fp16_weights if fmt == "fp16" else to_int8)(src, tmp)
     return target

@@ -12,12 +12,14 @@ import argparse
 import json
 import os
 import sys
-import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
+from app.atomic import atomic_path, write_text
 from app.emotions import EMOTIONS
+from training.compress import FORMATS
 from training.models import DISPLAY_NAMES
 
 OPSET = 17
@@ -29,8 +31,8 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int,
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().eval().to(memory_format=torch.contiguous_format)
     example = torch.rand(2, 1, *input_size)
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings_quiet():
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter warns about its own deprecation on every call
         torch.onnx.export(
             model,
             (example,),
@@ -41,29 +43,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int,
             opset_version=OPSET,
             dynamo=False,
         )
-    os.replace(tmp, path)
     return path
-
-
-class warnings_quiet:
-    """The TorchScript exporter warns about its own deprecation on every call; keep logs readable."""
-
-    def __enter__(self):
-        import warnings
-
-        self._cm = warnings.catch_warnings()
-        self._cm.__enter__()
-        warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
-
-
-def default_file_mode() -> int:
-    """0666 minus the umask: what a plain ``open(path, "w")`` would have created."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def read_manifest(zoo_dir: str | Path) -> dict:
@@ -91,12 +71,7 @@ def write_manifest(zoo_dir: str | Path, manifest: dict) -> Path:
     """Atomic write: the app may be reading the manifest while training updates it."""
     zoo_dir = Path(zoo_dir)
     zoo_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=zoo_dir, prefix=".manifest-", suffix=".json")
-    os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a shared checkout's other users must read it
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, zoo_dir / "manifest.json")
+    write_text(zoo_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return zoo_dir / "manifest.json"
 
 
@@ -171,19 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="model name in the manifest (default: the checkpoint's model)")
     p.add_argument("--data", required=True, help="FER2013 (CSV or folder) for the metrics written to the manifest")
     p.add_argument("--out", default="models_zoo", help="zoo folder (default: %(default)s)")
-    p.add_argument("--weights-format", choices=["fp32", "fp16", "int8"], default="fp32",
+    p.add_argument("--weights-format", choices=FORMATS, default="fp32",
                    help="store weights smaller if PublicTest accuracy stays within 0.3 points of fp32: fp16 (half "
                         "size, fp32 speed; for cnn/resnet18) or int8 (quarter size; for ff) (default: %(default)s)")
     p.add_argument("--eval-dir", help="where to write the PrivateTest report files (default: the checkpoint's folder)")
     args = p.parse_args(argv)
 
     from training.checkpoint import load as load_ckpt
-    from training.checkpoint import load_model
+    from training.checkpoint import model_from
     from training.datasets import DatasetError, load_fer2013
 
     try:
         ckpt = load_ckpt(args.checkpoint)
-        model = load_model(args.checkpoint)
+        model = model_from(ckpt, args.checkpoint)
         name = args.name or ckpt["model_name"]
         data = load_fer2013(args.data)
         run_dir = Path(args.checkpoint).parent

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training import checkpoint
+from training.compress import FORMATS as WEIGHT_FORMATS
 from training.datasets import FER2013, DatasetError, load_fer2013
 from training.models import MODEL_NAMES, build_model, count_parameters
 
@@ -240,6 +241,11 @@ class RunResult:
     history: list
 
 
+def images_seen(history: list[dict]) -> float:
+    """Training images processed over the epochs of ``history.json`` (its rows keep rate and time)."""
+    return sum(h["images_per_second"] * h["seconds"] for h in history)
+
+
 def new_run_dir(model: str, log_root: Path = ROOT / "logs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = log_root / f"{model}-{stamp}"
@@ -339,7 +345,7 @@ def fit(
                   f"{secs:.0f}s{'  *best' if best_epoch == epoch else ''}", flush=True)
     if stopped_early and progress:
         print(f"early stop: no validation improvement for {cfg.patience} epochs")
-    trained_images = sum(h["images_per_second"] * h["seconds"] for h in history)
+    trained_images = images_seen(history)
     result = RunResult(
         run_dir=run_dir, best_val_accuracy=best_acc, best_epoch=best_epoch, epochs_run=len(history),
         seconds=seconds, train_images=len(labels), history=history,
@@ -363,7 +369,7 @@ def training_summary(run_dir: Path, data: FER2013) -> dict:
     state = checkpoint.load(run_dir / "last.pt")
     cfg = TrainConfig.from_dict(state["config"])
     history = state["history"]
-    seen = sum(h["images_per_second"] * h["seconds"] for h in history)
+    seen = images_seen(history)
     train_images = state.get("train_images")
     if train_images is None:  # checkpoints written before train_images was stored
         train_images = len(training_arrays(cfg, data)[1])
@@ -442,21 +448,27 @@ def build_parser() -> argparse.ArgumentParser:
     a("--log-root", default=str(ROOT / "logs"), help="where run folders go (default: logs/)")
     a("--resume", nargs="?", const="latest", metavar="RUN_DIR",
       help="continue a killed run: its folder, or without a value the newest unfinished run of --model")
-    a("--weights-format", choices=["fp32", "fp16", "int8"], default="fp32",
+    a("--weights-format", choices=WEIGHT_FORMATS, default="fp32",
       help="export weights as fp16 (cnn/resnet18) or int8 (ff) when PublicTest accuracy stays within 0.3 points")
     a("--no-export", action="store_true", help="train only; skip ONNX export and the PrivateTest evaluation")
     a("--quiet", action="store_true", help="no progress bars")
     return p
 
 
+def read_config_file(path: str | os.PathLike) -> dict:
+    """TrainConfig fields from JSON: a bare config, or one wrapped as ``{"config": ..., "search": ...}``
+    (an annealing ``best.json``)."""
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read config ({e})") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a JSON object of TrainConfig fields")
+    return dict(loaded.get("config", loaded))
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    d: dict = {}
-    if args.config:
-        try:
-            loaded = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{args.config}: cannot read config ({e})") from None
-        d.update(loaded.get("config", loaded))  # accept a bare config or an annealing best.json
+    d: dict = read_config_file(args.config) if args.config else {}
     direct = ["model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler",
               "label_smoothing", "class_weighted", "online_aug", "erase", "patience", "seed", "limit", "augmented",
               "bf16"]
