@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,35 @@ def test_cache_is_rebuilt_when_torn(tmp_path):
     load_fer2013(path)
     (cache,) = (tmp_path / "cache").glob("*.npz")
     cache.write_bytes(b"torn")
+    assert len(load_fer2013(path).train) == 14
+
+
+def test_two_loads_building_the_cache_at_once_both_succeed(tmp_path, monkeypatch):
+    """Two trainings started together both build the cache; a shared temp name made one of them crash."""
+    path = write_csv(make_fer(14, 7, 7), tmp_path / "fer.csv")
+    both_writing = threading.Barrier(2, timeout=10)
+    real_savez = np.savez
+
+    def savez_together(file, **arrays):
+        real_savez(file, **arrays)
+        both_writing.wait()  # both have written their temp file; now both rename
+
+    monkeypatch.setattr(np, "savez", savez_together)
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(load_fer2013(path))
+        except Exception as e:  # noqa: BLE001 - the test reports whatever went wrong
+            errors.append(e)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 2
+    (cache,) = (tmp_path / "cache").glob("*")  # one cache file, no temp file left behind
     assert len(load_fer2013(path).train) == 14
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.atomic import atomic_path
+
 TRANSFORMS = ("original", "mirror", "rotate_ccw", "rotate_cw")
 COPIES = len(TRANSFORMS)
 
@@ -77,17 +79,16 @@ def save(aug: Augmented, path: str | os.PathLike) -> None:
     """Write one compressed archive atomically (a killed run never leaves a half-written file behind)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        images=aug.images,
-        labels=aug.labels,
-        transform=aug.transform,
-        angle=aug.angle,
-        source_index=aug.source_index,
-        transforms=np.array(TRANSFORMS),
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(
+            tmp,
+            images=aug.images,
+            labels=aug.labels,
+            transform=aug.transform,
+            angle=aug.angle,
+            source_index=aug.source_index,
+            transforms=np.array(TRANSFORMS),
+        )
 
 
 def load(path: str | os.PathLike) -> Augmented:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.atomic import atomic_path
 from app.emotions import EMOTIONS
 
 SIDE = 48
@@ -89,12 +90,13 @@ def load_fer2013(path: str | os.PathLike, cache: bool = True) -> FER2013:
     data = read_csv(source) if source.is_file() else read_folder(source)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp.npz")
         arrays = {
             f"{s}_{k}": getattr(getattr(data, s), k) for s in ("train", "val", "test") for k in ("images", "labels")
         }
-        np.savez(tmp, **arrays)
-        os.replace(tmp, cache_file)
+        # A unique temp name: two trainings started together both build the cache; neither may rename the
+        # other's half-written file.
+        with atomic_path(cache_file) as tmp:
+            np.savez(tmp, **arrays)
     return data
 
 
