@@ -24,6 +24,17 @@ def test_results_table_reads_manifest_and_measures(tmp_path):
     assert row.startswith("| FF | 51.23% | 50.12% | 51.00% | 3 | 10 min | 4000 | 0.02 M |")
     assert row.endswith("| fp32 | " + row.split("|")[-3].strip() + " | finished |")
     assert float(row.split("|")[-3]) > 0  # ms per face measured, not copied
+    assert "![FF" not in table  # no log folder recorded, so no figure links to dead files
+
+
+def test_results_table_shows_each_models_curves_and_confusion_matrix(tmp_path):
+    path = export.export_onnx(build_model("ff", hidden=(8,)).eval(), tmp_path / "ff.onnx")
+    training = {"epochs": 3, "seconds": 600, "images_per_second": 4000, "parameters": 18_000,
+                "log_dir": "logs/ff-1"}
+    export.update_manifest(tmp_path, export.manifest_entry("ff", path.name, {"tta": False}, training))
+    table = report.results_table(tmp_path)
+    assert "| training curves | ![FF training curves](logs/ff-1/curves.png) |" in table
+    assert "![FF confusion matrix (PrivateTest)](logs/ff-1/confusion_matrix.png)" in table
 
 
 def test_anneal_table_and_replace_block(tmp_path):

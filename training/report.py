@@ -68,6 +68,18 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
             f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} "
             "| | | | | | | | |"
         )
+    return "\n".join(rows) + "\n\n" + figures_table(manifest)
+
+
+def figures_table(manifest: dict) -> str:
+    """Each model's training curves and PrivateTest confusion matrix, linked from its manifest log folder."""
+    models = [m for m in manifest["models"] if m["training"].get("log_dir")]
+    if not models:
+        return ""
+    rows = ["| | " + " | ".join(m["display_name"] for m in models) + " |", "|---|" + "---|" * len(models)]
+    for title, png in (("training curves", "curves.png"), ("confusion matrix (PrivateTest)", "confusion_matrix.png")):
+        cells = (f"![{m['display_name']} {title}]({m['training']['log_dir']}/{png})" for m in models)
+        rows.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
