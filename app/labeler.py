@@ -119,9 +119,10 @@ class Labeler:
         return sess
 
     def classify(self, crops: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per-model probabilities ``{name: (N, 7)}`` and their mean (the ensemble) for ``(N, H, W)`` uint8 crops.
+        """Per-model probabilities ``{name: (N, 7)}`` and their weighted mean (the ensemble) for uint8 crops.
 
-        One ONNX run per model for the whole batch; crops are resized if a model wants another input size.
+        ``crops`` is ``(N, H, W)``. One ONNX run per model for the whole batch; crops are resized if a model wants
+        another input size. The weights are the manifest's: equal unless ``training.ensemble`` chose them.
         """
         crops = np.asarray(crops, dtype=np.uint8)
         if crops.ndim == 2:
@@ -143,7 +144,9 @@ class Labeler:
             per_model[m.name] = softmax(np.asarray(logits, dtype=np.float64)).astype(np.float32)
         if n == 0:
             return per_model, np.zeros((0, k), np.float32)
-        ensemble = np.mean(np.stack(list(per_model.values())), axis=0).astype(np.float32)
+        weights = np.array([m.ensemble_weight for m in self.models], np.float64)
+        stacked = np.stack([per_model[m.name] for m in self.models]).astype(np.float64)
+        ensemble = np.tensordot(weights / weights.sum(), stacked, axes=1).astype(np.float32)
         return per_model, ensemble
 
     def _prediction(self, probs: np.ndarray) -> Prediction:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.emotions import EMOTIONS
@@ -53,6 +53,7 @@ class ModelInfo:
     input_size: tuple[int, int]
     metrics: dict = field(default_factory=dict, compare=False)
     training: dict = field(default_factory=dict, compare=False)
+    ensemble_weight: float = 1.0  # share in the ensemble's weighted mean; equal unless the manifest says otherwise
 
 
 def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
@@ -122,4 +123,19 @@ def load_manifest(zoo_dir: str | os.PathLike | None = None) -> tuple[tuple[str, 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ZooError(f"{where}: duplicate model name {', '.join(dupes)}")
-    return tuple(classes), models
+    weights = _ensemble_weights(data.get("ensemble"), names, where)
+    return tuple(classes), [replace(m, ensemble_weight=weights[m.name]) for m in models]
+
+
+def _ensemble_weights(ensemble: object, names: list[str], where: Path) -> dict[str, float]:
+    """Per-model weights from ``ensemble.weights`` (chosen on PublicTest by training.ensemble), else equal."""
+    weights = ensemble.get("weights") if isinstance(ensemble, dict) else None
+    if weights is None:
+        return dict.fromkeys(names, 1.0)
+    if not isinstance(weights, dict) or sorted(weights) != sorted(names):
+        raise ZooError(f"{where}: ensemble weights must name exactly the models {names}, got {weights!r}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in weights.values()) or not (
+        sum(weights.values()) > 0
+    ):
+        raise ZooError(f"{where}: ensemble weights must be non-negative numbers, not all zero, got {weights!r}")
+    return {k: float(v) for k, v in weights.items()}

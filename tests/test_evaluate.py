@@ -26,7 +26,7 @@ def zoo(tmp_path):
 
 
 def test_ensemble_is_mean_of_probabilities(zoo):
-    preds = [evaluate.onnx_predictor(f) for f in evaluate.zoo_models(zoo)]
+    preds = [evaluate.onnx_predictor(m.file) for m in evaluate.zoo_models(zoo)]
     x = np.random.default_rng(0).random((4, 1, 48, 48), dtype=np.float32)
     want = (evaluate.softmax(preds[0](x)) + evaluate.softmax(preds[1](x))) / 2
     got = evaluate.softmax(evaluate.ensemble_predictor(preds)(x))
@@ -48,6 +48,21 @@ def test_cli_scores_zoo_and_records_ensemble(zoo, tmp_path, monkeypatch, capsys)
     # replacing a model makes the recorded ensemble stale, so it is dropped
     export.update_manifest(zoo, export.manifest_entry("ff", "ff.onnx", {}, {}))
     assert "ensemble" not in json.loads((zoo / "manifest.json").read_text())
+
+
+def test_weighted_ensemble_and_zoo_weights(zoo):
+    models = evaluate.zoo_models(zoo)
+    assert [m.name for m in models] == ["cnn", "ff"] and [m.ensemble_weight for m in models] == [1.0, 1.0]
+    preds = [evaluate.onnx_predictor(m.file) for m in models]
+    x = np.random.default_rng(0).random((4, 1, 48, 48), dtype=np.float32)
+    want = 0.8 * evaluate.softmax(preds[0](x)) + 0.2 * evaluate.softmax(preds[1](x))
+    got = evaluate.softmax(evaluate.ensemble_predictor(preds, [4, 1])(x))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_record_needs_a_zoo_alone(zoo, tmp_path, capsys):
+    rc = evaluate.main([str(zoo / "cnn.onnx"), "--zoo", str(zoo), "--record", "--data", str(tmp_path / "x.csv")])
+    assert rc == 2 and "--record scores a zoo" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

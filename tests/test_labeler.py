@@ -143,6 +143,34 @@ def test_bad_manifest_json_and_keys(zoo_copy):
     _zoo_error(zoo_copy, "classes must be")
 
 
+def test_ensemble_uses_the_manifest_weights(zoo_copy):
+    manifest = zoo_copy / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["ensemble"] = {"models": ["cnn", "ff", "resnet18"], "weights": {"cnn": 3, "ff": 0, "resnet18": 1}}
+    manifest.write_text(json.dumps(data))
+    lab = Labeler(zoo_copy, threads=1)
+    assert [m.ensemble_weight for m in lab.models] == [3.0, 0.0, 1.0]
+    crops = np.random.default_rng(1).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    per_model, ens = lab.classify(crops)
+    np.testing.assert_allclose(ens, 0.75 * per_model["cnn"] + 0.25 * per_model["resnet18"], atol=1e-6)
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"cnn": 1, "ff": 1}, "must name exactly the models"),
+    ({"cnn": 1, "ff": 1, "resnet18": 1, "vgg": 1}, "must name exactly the models"),
+    ({"cnn": 1, "ff": -1, "resnet18": 1}, "non-negative numbers"),
+    ({"cnn": 0, "ff": 0, "resnet18": 0}, "not all zero"),
+    ({"cnn": "1", "ff": 1, "resnet18": 1}, "non-negative numbers"),
+    ([1, 1, 1], "must name exactly the models"),
+])
+def test_bad_ensemble_weights_named(zoo_copy, weights, message):
+    manifest = zoo_copy / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["ensemble"] = {"weights": weights}
+    manifest.write_text(json.dumps(data))
+    _zoo_error(zoo_copy, message)
+
+
 def test_missing_model_file_named(zoo_copy):
     (zoo_copy / "ff.onnx").unlink()
     msg = _zoo_error(zoo_copy, "ff.onnx")

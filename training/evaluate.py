@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.emotions import EMOTIONS
+from app.zoo import ModelInfo
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # float32 [N,1,48,48] in [0,1] -> logits [N,7]
 
@@ -45,20 +46,27 @@ def torch_predictor(model) -> Predictor:
     return run
 
 
-def ensemble_predictor(predictors: list[Predictor]) -> Predictor:
-    """Mean of the models' probabilities, returned as log-probabilities so argmax and softmax still apply."""
+def ensemble_predictor(predictors: list[Predictor], weights: list[float] | None = None) -> Predictor:
+    """Weighted mean (equal by default) of the models' probabilities, returned as log-probabilities so argmax
+    and softmax still apply; the same rule as the app's ``Labeler.classify``."""
+    w = np.ones(len(predictors)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
 
     def run(x: np.ndarray) -> np.ndarray:
-        probs = np.mean([softmax(p(x)) for p in predictors], axis=0)
+        probs = np.tensordot(w, np.stack([softmax(p(x)) for p in predictors]), axes=1)
         return np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
 
     return run
 
 
-def zoo_models(zoo_dir: str | Path) -> list[Path]:
-    """The ONNX files listed in a zoo's manifest, in manifest order."""
-    manifest = json.loads((Path(zoo_dir) / "manifest.json").read_text())
-    return [Path(zoo_dir) / m["file"] for m in manifest["models"]]
+def zoo_models(zoo_dir: str | Path) -> list[ModelInfo]:
+    """The models of a zoo's manifest, in manifest order, read and validated exactly as the app reads them."""
+    from app.zoo import ZooError, load_manifest
+
+    try:
+        return load_manifest(zoo_dir)[1]
+    except ZooError as e:
+        raise ValueError(str(e)) from None
 
 
 def predict_logits(predict: Predictor, images: np.ndarray, tta: bool = False, batch: int = 512) -> np.ndarray:
@@ -121,7 +129,7 @@ def score(
 
 
 def record_ensemble(zoo_dir: str | Path, models: list[str], split: str, metrics: dict) -> None:
-    """Store the ensemble's measured accuracy in the manifest, beside the per-model metrics."""
+    """Store the ensemble's measured accuracy in the manifest, beside the per-model metrics and its weights."""
     from training.datasets import SPLIT_OF_USAGE
     from training.export import read_manifest, write_manifest
 
@@ -147,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("model", nargs="*", help="exported .onnx file(s) or a checkpoint (.pt) written by training.train; "
                    "several files are scored as an ensemble (mean of probabilities)")
-    p.add_argument("--zoo", help="score the ensemble of every model in this zoo's manifest.json (e.g. models_zoo)")
+    p.add_argument("--zoo", help="score the ensemble of every model in this zoo's manifest.json (e.g. models_zoo), "
+                   "weighted as the manifest says (see training.ensemble), as the app does")
     p.add_argument("--record", action="store_true", help="with --zoo: write the ensemble's accuracy for this split "
                    "into the manifest under 'ensemble'")
     p.add_argument("--data", required=True, help="fer2013.csv or the Kaggle folder with train/ and test/")
@@ -162,9 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     from training.datasets import DatasetError, load_fer2013
 
     try:
-        files = [Path(m) for m in args.model] + (zoo_models(args.zoo) if args.zoo else [])
+        zoo = zoo_models(args.zoo) if args.zoo else []
+        files = [Path(m) for m in args.model] + [m.file for m in zoo]
+        weights = [1.0] * len(args.model) + [m.ensemble_weight for m in zoo]
         if not files:
             raise ValueError("give a model file or --zoo DIR")
+        if args.record and (not args.zoo or args.model):
+            raise ValueError("--record scores a zoo as the app runs it: give --zoo and no model files")
         split = load_fer2013(args.data).split(args.split)
         predictors = []
         for f in files:
@@ -174,14 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                 from training.checkpoint import load_model
 
                 predictors.append(torch_predictor(load_model(f)))
-        predict = predictors[0] if len(predictors) == 1 else ensemble_predictor(predictors)
+        predict = predictors[0] if len(predictors) == 1 else ensemble_predictor(predictors, weights)
         name = files[0].name if len(files) == 1 else "ensemble of " + " + ".join(f.stem for f in files)
         metrics = score(predict, split.images, split.labels, args.out, tta=args.tta,
                         title=f"{name} on {args.split}")
         if args.record:
-            if not args.zoo:
-                raise ValueError("--record needs --zoo")
-            record_ensemble(args.zoo, [f.stem for f in files], args.split, metrics)
+            record_ensemble(args.zoo, [m.name for m in zoo], args.split, metrics)
     except (DatasetError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -63,8 +63,10 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
         )
     ens = manifest.get("ensemble")
     if ens:
+        w = ens.get("weights")
+        members = " + ".join(f"{w[n]:.2f} {n}" if w else n for n in ens["models"])
         rows.append(
-            f"| ensemble ({' + '.join(ens['models'])}) | {_pct(ens.get('public_test_accuracy'))} "
+            f"| ensemble ({members}) | {_pct(ens.get('public_test_accuracy'))} "
             f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} "
             "| | | | | | | | |"
         )
