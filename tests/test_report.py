@@ -58,3 +58,14 @@ def test_anneal_table_and_replace_block(tmp_path):
     assert readme.read_text() == "a\n<!-- x:start -->\nnew\n<!-- x:end -->\nb\n"
     with pytest.raises(ValueError, match="no <!-- y:start -->"):
         report.replace_block(readme, "y", "z")
+
+
+def test_ablation_tables_from_run_folders(tmp_path):
+    for name in ("ablation-cnn-1", "ablation-ff-2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "ablation.md").write_text(f"| training set |\n|---|\n| {name} |\n")
+    text = report.ablation_table([tmp_path / "ablation-cnn-1", tmp_path / "ablation-ff-2"])
+    assert text.startswith("Run folder `ablation-cnn-1`:\n\n| training set |")
+    assert "Run folder `ablation-ff-2`:\n\n| training set |\n|---|\n| ablation-ff-2 |" in text
+    with pytest.raises(OSError):
+        report.ablation_table([tmp_path / "missing"])

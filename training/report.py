@@ -107,6 +107,15 @@ def anneal_table(run_dir: Path) -> str:
     return "\n".join(rows)
 
 
+def ablation_table(run_dirs: list[Path]) -> str:
+    """The with/without-augmentation tables written by ``training.ablation``, one per run, with its config."""
+    parts = []
+    for run_dir in run_dirs:
+        table = (run_dir / "ablation.md").read_text().strip()
+        parts.append(f"Run folder `{run_dir.name}`:\n\n{table}")
+    return "\n\n".join(parts)
+
+
 def replace_block(path: Path, name: str, text: str) -> None:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a Markdown file."""
     content = path.read_text()
@@ -125,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--zoo", default=str(ROOT / "models_zoo"), help="zoo folder (default: models_zoo/)")
     p.add_argument("--anneal", metavar="RUN_DIR", help="instead: the trials table of an annealing run folder")
+    p.add_argument("--ablation", metavar="RUN_DIR", nargs="+",
+                   help="instead: the tables of training.ablation run folders")
     p.add_argument("--update-readme", action="store_true",
-                   help="also write the table into README.md between its results (or anneal-table) markers")
+                   help="also write the table into README.md between its results (or anneal-table, ablation) "
+                   "markers")
     args = p.parse_args(argv)
     try:
         if args.anneal:
             table, block = anneal_table(Path(args.anneal)), "anneal-table"
+        elif args.ablation:
+            table, block = ablation_table([Path(d) for d in args.ablation]), "ablation"
         else:
             table, block = results_table(Path(args.zoo)), "results"
         if args.update_readme:
