@@ -61,6 +61,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def weighted_mean(probs: list[np.ndarray], weights: list[float] | np.ndarray) -> np.ndarray:
+    """The ensemble rule, shared with training.evaluate and training.ensemble: weights normalised to sum 1."""
+    w = np.asarray(weights, dtype=np.float64)
+    return np.tensordot(w / w.sum(), np.stack(probs).astype(np.float64), axes=1)
+
+
 def default_threads() -> int:
     """Threads per ONNX session: the models are small, so more than 4 threads only adds overhead."""
     return max(1, min(4, os.cpu_count() or 1))
@@ -144,9 +150,8 @@ class Labeler:
             per_model[m.name] = softmax(np.asarray(logits, dtype=np.float64)).astype(np.float32)
         if n == 0:
             return per_model, np.zeros((0, k), np.float32)
-        weights = np.array([m.ensemble_weight for m in self.models], np.float64)
-        stacked = np.stack([per_model[m.name] for m in self.models]).astype(np.float64)
-        ensemble = np.tensordot(weights / weights.sum(), stacked, axes=1).astype(np.float32)
+        probs = [per_model[m.name] for m in self.models]
+        ensemble = weighted_mean(probs, [m.ensemble_weight for m in self.models]).astype(np.float32)
         return per_model, ensemble
 
     def _prediction(self, probs: np.ndarray) -> Prediction:

@@ -91,6 +91,21 @@ def zoo_factory(tmp_path: Path, tiny_zoo: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
+def exported_zoo(tmp_path: Path) -> Path:
+    """A zoo of two tiny torch models (cnn, ff) exported by training.export, as the training scripts make it."""
+    import torch
+
+    from training import export
+    from training.models import build_model
+
+    torch.manual_seed(0)
+    for name, params in (("cnn", {"width": 4, "fc": 8}), ("ff", {"hidden": (16,)})):
+        path = export.export_onnx(build_model(name, **params).eval(), tmp_path / "zoo" / f"{name}.onnx")
+        export.update_manifest(tmp_path / "zoo", export.manifest_entry(name, path.name, {}, {}))
+    return tmp_path / "zoo"
+
+
+@pytest.fixture
 def zoo_copy(tmp_path: Path, tiny_zoo: Path) -> Path:
     """A writable copy of the tiny zoo, for tests that break it."""
     return Path(shutil.copytree(tiny_zoo, tmp_path / "zoo_copy"))

@@ -10,8 +10,7 @@ import torch
 
 from app.labeler import Labeler
 from tests.fer_synth import make_fer, write_csv
-from training import ensemble, evaluate, export
-from training.models import build_model
+from training import ensemble, evaluate
 
 torch.set_num_threads(1)
 
@@ -45,13 +44,8 @@ def test_fit_weights_prefers_the_even_split_among_ties():
 
 
 @pytest.fixture
-def zoo(tmp_path):
-    torch.manual_seed(0)
-    for name in ("cnn", "ff"):
-        params = {"cnn": {"width": 4, "fc": 8}, "ff": {"hidden": (16,)}}[name]
-        path = export.export_onnx(build_model(name, **params).eval(), tmp_path / "zoo" / f"{name}.onnx")
-        export.update_manifest(tmp_path / "zoo", export.manifest_entry(name, path.name, {}, {}))
-    return tmp_path / "zoo"
+def zoo(exported_zoo):
+    return exported_zoo
 
 
 def test_cli_writes_weights_that_evaluate_and_the_app_use(zoo, tmp_path, monkeypatch, capsys):

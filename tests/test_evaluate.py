@@ -10,19 +10,13 @@ import torch
 
 from tests.fer_synth import make_fer, write_csv
 from training import evaluate, export
-from training.models import build_model
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture
-def zoo(tmp_path):
-    torch.manual_seed(0)
-    for name in ("cnn", "ff"):
-        params = {"cnn": {"width": 4, "fc": 8}, "ff": {"hidden": (16,)}}[name]
-        path = export.export_onnx(build_model(name, **params).eval(), tmp_path / "zoo" / f"{name}.onnx")
-        export.update_manifest(tmp_path / "zoo", export.manifest_entry(name, path.name, {}, {}))
-    return tmp_path / "zoo"
+def zoo(exported_zoo):
+    return exported_zoo
 
 
 def test_ensemble_is_mean_of_probabilities(zoo):

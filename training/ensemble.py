@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.labeler import weighted_mean
+
 
 def weight_grid(n_models: int, step: float) -> np.ndarray:
     """Every weight vector on the simplex with entries in multiples of ``step`` (rows sum to 1)."""
@@ -27,9 +29,8 @@ def weight_grid(n_models: int, step: float) -> np.ndarray:
 
 def fit_weights(probs: list[np.ndarray], labels: np.ndarray, step: float = 0.05) -> tuple[np.ndarray, float]:
     """The grid weights with the best accuracy; among ties the most even ones (closest to the equal mean)."""
-    stacked = np.stack(probs).astype(np.float64)  # (models, N, classes)
     grid = weight_grid(len(probs), step)
-    accs = np.array([(np.tensordot(w, stacked, axes=1).argmax(1) == labels).mean() for w in grid])
+    accs = np.array([(weighted_mean(probs, w).argmax(1) == labels).mean() for w in grid])
     best = np.flatnonzero(np.isclose(accs, accs.max()))
     even = np.linalg.norm(grid[best] - 1 / len(probs), axis=1)
     i = best[np.argmin(even)]
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     weights, chosen = fit_weights(probs, val.labels, args.step)
-    equal = float((np.mean(probs, axis=0).argmax(1) == val.labels).mean())
+    equal = float((weighted_mean(probs, np.ones(len(probs))).argmax(1) == val.labels).mean())
     for m, pr in zip(models, probs, strict=True):
         print(f"{m.name:>10}: PublicTest {(pr.argmax(1) == val.labels).mean():.4f}")
     print(f"equal weights: PublicTest {equal:.4f}")

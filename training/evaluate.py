@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.emotions import EMOTIONS
+from app.labeler import softmax, weighted_mean
 from app.zoo import ModelInfo
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # float32 [N,1,48,48] in [0,1] -> logits [N,7]
@@ -49,11 +50,10 @@ def torch_predictor(model) -> Predictor:
 def ensemble_predictor(predictors: list[Predictor], weights: list[float] | None = None) -> Predictor:
     """Weighted mean (equal by default) of the models' probabilities, returned as log-probabilities so argmax
     and softmax still apply; the same rule as the app's ``Labeler.classify``."""
-    w = np.ones(len(predictors)) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
+    w = np.ones(len(predictors)) if weights is None else weights
 
     def run(x: np.ndarray) -> np.ndarray:
-        probs = np.tensordot(w, np.stack([softmax(p(x)) for p in predictors]), axes=1)
+        probs = weighted_mean([softmax(p(x)) for p in predictors], w)
         return np.log(np.clip(probs, 1e-12, None)).astype(np.float32)
 
     return run
@@ -79,11 +79,6 @@ def predict_logits(predict: Predictor, images: np.ndarray, tta: bool = False, ba
             logits = (logits + predict(np.ascontiguousarray(x[..., ::-1]))) / 2
         out.append(logits)
     return np.concatenate(out) if out else np.zeros((0, len(EMOTIONS)), np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 def score(
