@@ -10,9 +10,12 @@ reasons that have nothing to do with the code under test. CI builds and runs the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -50,6 +53,7 @@ def run_spec(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any
     try:
         os.environ.pop("EMOTIONLENS_ZOO", None)
         os.environ.pop("EMOTIONLENS_ONEFILE", None)
+        os.environ.setdefault("EMOTIONLENS_OPENCV", "wheel")  # the tests below choose; a local build must not
         os.environ.update(env or {})
         exec(compile(SPEC.read_text(encoding="utf-8"), str(SPEC), "exec"), ns)
     finally:
@@ -107,6 +111,24 @@ def test_spec_without_manifest_warns_and_bundles_no_models(tmp_path, capsys):
     empty.mkdir()
     datas = run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(empty)})["Analysis"]["datas"]
     assert not [d for d in datas if d[1].startswith("models_zoo")]
+    assert "WARNING" in capsys.readouterr().err
+
+
+def test_spec_prefers_the_small_opencv_build(tmp_path, tiny_zoo, capsys):
+    folder = tmp_path / "opencv-minimal"
+    folder.mkdir()
+    (folder / ("cv2" + sysconfig.get_config_var("EXT_SUFFIX"))).write_bytes(b"")
+    (folder / "build-info.json").write_text(json.dumps({"version": "4.99.0.1"}))
+    analysis = run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(tiny_zoo), "EMOTIONLENS_OPENCV": str(folder)})["Analysis"]
+    assert analysis["pathex"][0] == str(folder)  # ahead of site-packages and the repository
+    assert [Path(p).name for p in analysis["hookspath"]] == ["hooks-opencv-minimal"]
+    assert "bundling the minimal cv2" in capsys.readouterr().err
+
+
+def test_spec_falls_back_to_the_wheel_with_a_warning(tmp_path, tiny_zoo, capsys):
+    env = {"EMOTIONLENS_ZOO": str(tiny_zoo), "EMOTIONLENS_OPENCV": str(tmp_path / "not-built")}
+    analysis = run_spec(tmp_path, env)["Analysis"]
+    assert analysis["pathex"] == [str(REPO)] and analysis["hookspath"] == []
     assert "WARNING" in capsys.readouterr().err
 
 
@@ -173,3 +195,35 @@ def test_bundle_self_test(dist, tmp_path):
     lines = r.stdout.strip().splitlines()
     assert re.match(r"^face 1 \(x=\d+,y=\d+,w=\d+,h=\d+\): .* · ensemble \w+ \d+%$", lines[0]), lines
     assert re.match(r"^\d+ faces? in sample\.jpg \(512x512\) with \d+ models", lines[-1]), lines
+
+
+def _self_test(cmd: list[str], photo: Path, cwd: Path) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "EMOTIONLENS_ZOO")}
+    r = subprocess.run([*cmd, "--self-test", str(photo)], cwd=cwd, env=env, capture_output=True,
+                       encoding="utf-8", errors="replace", timeout=120)
+    assert r.returncode == 0, r.stderr
+    # The last line ends with timings ("...: load 251 ms, detection 86 ms, ..."); keep what it found.
+    return [line.split(": load ")[0] for line in r.stdout.strip().splitlines()]
+
+
+def _percent_close(frozen: str, source: str) -> bool:
+    """Same text except that each percentage may differ by 1 (rounding of near-identical probabilities)."""
+    num = re.compile(r"(\d+)%")
+    if num.sub("%", frozen) != num.sub("%", source):
+        return False
+    return all(abs(int(a) - int(b)) <= 1 for a, b in zip(num.findall(frozen), num.findall(source), strict=True))
+
+
+@pytest.mark.slow
+@built
+def test_bundle_finds_the_same_faces_as_the_source(dist, tmp_path):
+    """The bundle may carry packaging/build_opencv.py's small cv2 instead of the wheel the tests run with:
+    on every photo at hand it must find the same boxes and give the same labels as ``python -m app``."""
+    photos = [REPO / "app" / "assets" / "sample.jpg"]
+    shared = REPO.parent / "shared" / "data" / "photos"
+    if shared.is_dir():
+        photos += sorted(p for p in shared.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    for photo in photos:
+        frozen = _self_test([str(EXE)], photo, tmp_path)
+        source = _self_test([sys.executable, "-m", "app"], photo, REPO)
+        assert len(frozen) == len(source) and all(map(_percent_close, frozen, source)), (photo.name, frozen, source)
