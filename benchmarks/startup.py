@@ -16,15 +16,18 @@ import time
 
 from benchmarks.common import ROOT, Row, log
 
-FROZEN = ROOT / "dist" / "EmotionLens" / ("EmotionLens.exe" if os.name == "nt" else "EmotionLens")
+EXE = ".exe" if os.name == "nt" else ""
+FROZEN = ROOT / "dist" / "EmotionLens" / f"EmotionLens{EXE}"
+ONEFILE = ROOT / "dist" / f"EmotionLens-onefile{EXE}"  # EMOTIONLENS_ONEFILE=1 pyinstaller build.spec
 TIMEOUT = 120.0
 
 
 def launchers() -> list[tuple[str, list[str]]]:
-    """(label, command) for the source checkout and, if built, the PyInstaller bundle."""
+    """(label, command) for the source checkout and, if built, the PyInstaller folder and one-file builds."""
     out = [("python -m app", [sys.executable, "-m", "app"])]
-    if FROZEN.is_file():
-        out.append(("frozen dist/EmotionLens", [str(FROZEN)]))
+    for exe in (FROZEN, ONEFILE):
+        if exe.is_file():
+            out.append((f"frozen {exe.relative_to(ROOT).as_posix()}", [str(exe)]))
     return out
 
 

@@ -115,3 +115,15 @@ def test_table_format():
         "| b | — | s |  | skipped: z |",
     ]
     assert [format_value(v) for v in (0.0312, 0.5, 12.34, 0.0)] == ["0.0312", "0.500", "12.3", "0.00"]
+
+
+def test_startup_measures_every_build_that_exists(tmp_path, monkeypatch):
+    from benchmarks import startup
+
+    monkeypatch.setattr(startup, "ROOT", tmp_path)
+    monkeypatch.setattr(startup, "FROZEN", tmp_path / "dist" / "EmotionLens" / "EmotionLens")
+    monkeypatch.setattr(startup, "ONEFILE", tmp_path / "dist" / "EmotionLens-onefile")
+    assert [label for label, _ in startup.launchers()] == ["python -m app"]
+    startup.ONEFILE.parent.mkdir(parents=True)
+    startup.ONEFILE.write_bytes(b"")
+    assert [label for label, _ in startup.launchers()] == ["python -m app", "frozen dist/EmotionLens-onefile"]
