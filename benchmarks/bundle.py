@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from benchmarks.common import ROOT, Row
 
 DIST = ROOT / "dist" / "EmotionLens"
+ONEFILE = ROOT / "dist" / ("EmotionLens-onefile.exe" if os.name == "nt" else "EmotionLens-onefile")
 
 
 def folder_size(folder: Path) -> tuple[int, int]:
@@ -20,10 +22,15 @@ def folder_size(folder: Path) -> tuple[int, int]:
     return total, files
 
 
-def bundle_rows(dist: Path = DIST) -> list[Row]:
-    """One row with the bundle's size, or a skipped row saying how to build it."""
+def bundle_rows(dist: Path = DIST, onefile: Path = ONEFILE) -> list[Row]:
+    """The folder's size (or a skipped row saying how to build it), and the one-file build's if it exists."""
     what = "bundle size, dist/EmotionLens"
     if not dist.is_dir():
-        return [Row(what, None, "MB", "", "skipped: not built (pyinstaller --noconfirm build.spec)")]
-    total, files = folder_size(dist)
-    return [Row(what, total / 2**20, "MB", "1", f"{files} files, on disk like du -s; MB = 2^20 bytes")]
+        rows = [Row(what, None, "MB", "", "skipped: not built (pyinstaller --noconfirm build.spec)")]
+    else:
+        total, files = folder_size(dist)
+        rows = [Row(what, total / 2**20, "MB", "1", f"{files} files, on disk like du -s; MB = 2^20 bytes")]
+    if onefile.is_file():
+        rows.append(Row(f"bundle size, dist/{onefile.name}", onefile.stat().st_size / 2**20, "MB", "1",
+                        "one compressed executable (EMOTIONLENS_ONEFILE=1); unpacks itself on each start"))
+    return rows

@@ -127,3 +127,17 @@ def test_startup_measures_every_build_that_exists(tmp_path, monkeypatch):
     startup.ONEFILE.parent.mkdir(parents=True)
     startup.ONEFILE.write_bytes(b"")
     assert [label for label, _ in startup.launchers()] == ["python -m app", "frozen dist/EmotionLens-onefile"]
+
+
+def test_bundle_rows_size_the_folder_and_the_one_file_build(tmp_path):
+    from benchmarks.bundle import bundle_rows
+
+    dist, onefile = tmp_path / "EmotionLens", tmp_path / "EmotionLens-onefile"
+    rows = bundle_rows(dist, onefile)
+    assert len(rows) == 1 and rows[0].value is None and "not built" in rows[0].notes
+    (dist / "_internal").mkdir(parents=True)
+    (dist / "_internal" / "lib.so").write_bytes(b"x" * 3 * 2**20)
+    onefile.write_bytes(b"x" * 2**20)
+    folder, single = bundle_rows(dist, onefile)
+    assert folder.value >= 3 and "1 files" in folder.notes
+    assert single.what == "bundle size, dist/EmotionLens-onefile" and single.value == 1
