@@ -124,11 +124,16 @@ class Labeler:
             )
         return sess
 
-    def classify(self, crops: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def classify(self, crops: np.ndarray, tta: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per-model probabilities ``{name: (N, 7)}`` and their weighted mean (the ensemble) for uint8 crops.
 
         ``crops`` is ``(N, H, W)``. One ONNX run per model for the whole batch; crops are resized if a model wants
         another input size. The weights are the manifest's: equal unless ``training.ensemble`` chose them.
+
+        ``tta`` (flip test-time augmentation) also shows every model the mirrored crops, at about twice the
+        cost. It follows the rule ``training.evaluate --tta`` scored (the manifest's ``*_accuracy_tta``): a
+        model's probabilities are the softmax of its mean logits over both views, and the ensemble is the
+        normalised geometric mean over both views of the weighted mean.
         """
         crops = np.asarray(crops, dtype=np.uint8)
         if crops.ndim == 2:
@@ -136,32 +141,41 @@ class Labeler:
         if crops.ndim != 3:
             raise ValueError(f"crops must be (N, H, W) uint8, got shape {crops.shape}")
         n, k = len(crops), len(self.classes)
-        per_model: dict[str, np.ndarray] = {}
+        if n == 0:
+            empty = np.zeros((0, k), np.float32)
+            return {m.name: empty for m in self.models}, empty
+        views = 2 if tta else 1
+        logits: dict[str, np.ndarray] = {}  # (views, N, 7) per model
         for m in self.models:
-            if n == 0:
-                per_model[m.name] = np.zeros((0, k), np.float32)
-                continue
             h, w = m.input_size
             batch = crops
             if crops.shape[1:] != (h, w):
                 batch = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])
             x = (batch.astype(np.float32) / 255.0)[:, None]
-            logits = self._sessions[m.name].run(["logits"], {"input": x})[0]  # type: ignore[attr-defined]
-            per_model[m.name] = softmax(np.asarray(logits, dtype=np.float64)).astype(np.float32)
-        if n == 0:
-            return per_model, np.zeros((0, k), np.float32)
-        probs = [per_model[m.name] for m in self.models]
-        ensemble = weighted_mean(probs, [m.ensemble_weight for m in self.models]).astype(np.float32)
-        return per_model, ensemble
+            # One run per view, as training.evaluate does: int8 models quantise activations per batch, so
+            # mixing both views in one batch would shift their results slightly.
+            inputs = [x, np.ascontiguousarray(x[..., ::-1])] if tta else [x]
+            sess = self._sessions[m.name]
+            out = [sess.run(["logits"], {"input": v})[0] for v in inputs]  # type: ignore[attr-defined]
+            logits[m.name] = np.asarray(out, dtype=np.float64).reshape(views, n, k)
+        weights = [m.ensemble_weight for m in self.models]
+        per_model = {name: softmax(v.mean(axis=0)).astype(np.float32) for name, v in logits.items()}
+        ensembles = [weighted_mean([softmax(logits[m.name][v]) for m in self.models], weights) for v in range(views)]
+        if views == 1:
+            return per_model, ensembles[0].astype(np.float32)
+        log_mean = np.mean([np.log(np.clip(e, 1e-12, None)) for e in ensembles], axis=0)
+        return per_model, softmax(log_mean).astype(np.float32)
 
     def _prediction(self, probs: np.ndarray) -> Prediction:
         i = int(np.argmax(probs))
         return Prediction(probs=probs, label=self.classes[i], confidence=float(probs[i]))
 
     def label_image(
-        self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None
+        self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None, tta: bool = False
     ) -> PhotoResult:
-        """Detect, crop and label every face of an RGB (or gray) image; faces numbered left to right."""
+        """Detect, crop and label every face of an RGB (or gray) image; faces numbered left to right.
+
+        ``tta``: flip test-time augmentation, see :meth:`classify`."""
         t0 = time.perf_counter()
         gray = to_gray(rgb)
         boxes = detect_faces(gray, eye_check=eye_check)
@@ -169,7 +183,7 @@ class Labeler:
         crops = np.zeros((len(boxes), *CROP_SIZE), np.uint8)
         for i, b in enumerate(boxes):
             crops[i] = crop_face(gray, b, CROP_SIZE)
-        per_model, ensemble = self.classify(crops)
+        per_model, ensemble = self.classify(crops, tta=tta)
         faces = [
             FaceResult(
                 index=i + 1,
@@ -190,9 +204,9 @@ class Labeler:
             label_seconds=t2 - t1,
         )
 
-    def label_file(self, path: str | os.PathLike, eye_check: bool = True) -> PhotoResult:
+    def label_file(self, path: str | os.PathLike, eye_check: bool = True, tta: bool = False) -> PhotoResult:
         """:func:`load_image` then :meth:`label_image`; ``seconds`` includes decoding. Raises ImageError."""
         t0 = time.perf_counter()
         rgb = load_image(path)
-        result = self.label_image(rgb, eye_check=eye_check, path=path)
+        result = self.label_image(rgb, eye_check=eye_check, path=path, tta=tta)
         return replace(result, seconds=time.perf_counter() - t0)

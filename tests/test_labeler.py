@@ -155,6 +155,46 @@ def test_ensemble_uses_the_manifest_weights(zoo_copy):
     np.testing.assert_allclose(ens, 0.75 * per_model["cnn"] + 0.25 * per_model["resnet18"], atol=1e-6)
 
 
+def test_flip_tta_follows_the_evaluated_rule(zoo_copy):
+    """Per model: softmax of the mean logits of the crop and its mirror; ensemble: normalised geometric mean over
+    both views of the weighted mean. training.evaluate --tta scores exactly this (manifest ``*_accuracy_tta``)."""
+    manifest = zoo_copy / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["ensemble"] = {"models": ["cnn", "ff", "resnet18"], "weights": {"cnn": 2, "ff": 1, "resnet18": 1}}
+    manifest.write_text(json.dumps(data))
+    lab = Labeler(zoo_copy, threads=1)
+    crops = np.random.default_rng(2).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    per_model, ens = lab.classify(crops, tta=True)
+
+    def logits(name, images):
+        return lab._sessions[name].run(["logits"], {"input": (images.astype(np.float32) / 255)[:, None]})[0]
+
+    views = [crops, np.ascontiguousarray(crops[:, :, ::-1])]
+    for name in ("cnn", "ff", "resnet18"):
+        expected = softmax(np.mean([logits(name, v) for v in views], axis=0))
+        np.testing.assert_allclose(per_model[name], expected, atol=1e-5)
+    w = {"cnn": 0.5, "ff": 0.25, "resnet18": 0.25}
+    view_ens = [sum(w[n] * softmax(logits(n, v)) for n in w) for v in views]
+    geo = np.sqrt(view_ens[0] * view_ens[1])
+    np.testing.assert_allclose(ens, geo / geo.sum(axis=1, keepdims=True), atol=1e-5)
+    assert not np.allclose(ens, lab.classify(crops)[1], atol=1e-3)  # the mirror view did change something
+
+
+def test_flip_tta_is_one_run_per_view_and_a_no_op_on_symmetric_faces(labeler, monkeypatch):
+    half = np.random.default_rng(3).integers(0, 256, (2, 48, 24), dtype=np.uint8)
+    symmetric = np.concatenate([half, half[:, :, ::-1]], axis=2)
+    plain_models, plain_ens = labeler.classify(symmetric)
+    sizes = []
+    for name, sess in list(labeler._sessions.items()):
+        monkeypatch.setitem(labeler._sessions, name, type("Spy", (), {
+            "run": lambda self, o, f, inner=sess: sizes.append(len(f["input"])) or inner.run(o, f)})())
+    tta_models, tta_ens = labeler.classify(symmetric, tta=True)
+    assert sizes == [2, 2, 2, 2, 2, 2]  # per model: one run per view, both faces in each
+    np.testing.assert_allclose(tta_ens, plain_ens, atol=1e-5)
+    for name in plain_models:
+        np.testing.assert_allclose(tta_models[name], plain_models[name], atol=1e-5)
+
+
 @pytest.mark.parametrize("weights, message", [
     ({"cnn": 1, "ff": 1}, "must name exactly the models"),
     ({"cnn": 1, "ff": 1, "resnet18": 1, "vgg": 1}, "must name exactly the models"),

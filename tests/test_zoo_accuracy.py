@@ -45,3 +45,22 @@ def test_manifest_accuracy_matches_an_outside_evaluation(entry, private_test):
     logits = np.concatenate([sess.run(["logits"], {"input": x[i : i + 512]})[0] for i in range(0, len(x), 512)])
     accuracy = float((logits.argmax(1) == y).mean())
     assert abs(accuracy - entry["metrics"]["private_test_accuracy"]) <= 0.001
+
+
+@pytest.mark.parametrize("tta", [False, True], ids=["single-pass", "flip-tta"])
+def test_the_app_labels_with_the_manifest_accuracy(private_test, tta):
+    """What the app shows (each model and the weighted ensemble, with or without its flip-TTA option) scores the
+    manifest's numbers: the app and training.evaluate apply one rule."""
+    from app.labeler import Labeler
+
+    manifest = json.loads((ZOO / "manifest.json").read_text())
+    x, y = private_test
+    crops = np.rint(x[:, 0] * 255).astype(np.uint8)
+    labeler = Labeler(ZOO)
+    parts = [labeler.classify(crops[i : i + 512], tta=tta) for i in range(0, len(crops), 512)]
+    key = "private_test_accuracy_tta" if tta else "private_test_accuracy"
+    for entry in manifest["models"]:
+        probs = np.concatenate([per_model[entry["name"]] for per_model, _ in parts])
+        assert abs(float((probs.argmax(1) == y).mean()) - entry["metrics"][key]) <= 0.001, entry["name"]
+    ensemble = np.concatenate([ens for _, ens in parts])
+    assert abs(float((ensemble.argmax(1) == y).mean()) - manifest["ensemble"][key]) <= 0.001
