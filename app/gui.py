@@ -10,7 +10,7 @@ Design notes (why it is built this way):
 * Every failure the user can cause (unreadable file, no face, missing models) becomes a message in the
   window, never a traceback: ``ImageError`` and ``ZooError`` carry one-line messages made for this.
 * Dialogs live only in the button/menu handlers; ``open_image``, ``open_folder``, ``save_annotated``,
-  ``set_eye_check``, ``wait_idle`` and ``face_rows`` let tests (and scripts) drive the window headless.
+  ``set_eye_check``, ``set_tta``, ``wait_idle`` and ``face_rows`` let tests (and scripts) drive the window headless.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class _Job:
     path: Path | None = None
     rgb: np.ndarray | None = None
     eye_check: bool = True
+    tta: bool = False
     out_dir: Path | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -91,6 +92,7 @@ class App:
         zoo_dir: str | os.PathLike | None = None,
         eye_check: bool = True,
         labeler_factory: Callable[[], Any] | None = None,
+        tta: bool = False,
     ) -> None:
         self.root = root if root is not None else tk.Tk()
         self.zoo_dir = Path(zoo_dir) if zoo_dir is not None else None
@@ -121,7 +123,7 @@ class App:
         self._poll_after: str | None = None
         self._closed = False
 
-        self._build_ui(eye_check)
+        self._build_ui(eye_check, tta)
         self._worker = threading.Thread(target=self._worker_loop, name="emotionlens-worker", daemon=True)
         self._worker.start()
         self._poll_after = self.root.after(POLL_MS, self._poll)
@@ -129,7 +131,7 @@ class App:
 
     # ------------------------------------------------------------------ UI construction
 
-    def _build_ui(self, eye_check: bool) -> None:
+    def _build_ui(self, eye_check: bool, tta: bool) -> None:
         root = self.root
         root.title(APP_NAME)
         # 1280x800, or less on a small screen (leaving room for a taskbar and the title bar).
@@ -155,6 +157,9 @@ class App:
         self.eye_var = tk.BooleanVar(master=root, value=eye_check)
         self._eye_applied = eye_check
         self.eye_var.trace_add("write", lambda *_: self._on_eye_toggle())
+        self.tta_var = tk.BooleanVar(master=root, value=tta)
+        self._tta_applied = tta
+        self.tta_var.trace_add("write", lambda *_: self._on_tta_toggle())
         self.status_var = tk.StringVar(master=root, value="Loading models…")
 
         # Menu.
@@ -170,6 +175,8 @@ class App:
         menubar.add_cascade(label="File", menu=filemenu)
         optmenu = tk.Menu(menubar, tearoff=False)
         optmenu.add_checkbutton(label="Verify eyes (fewer false faces)", variable=self.eye_var)
+        optmenu.add_checkbutton(label="Flip test-time augmentation (more accurate, labelling 2× slower)",
+                                variable=self.tta_var)
         menubar.add_cascade(label="Options", menu=optmenu)
         root.configure(menu=menubar)
         self.filemenu = filemenu
@@ -233,24 +240,30 @@ class App:
         self._open_path, self._open_request = p, self._latest_request
         self.root.title(f"{p.name} — {APP_NAME}")
         self._set_busy(f"Labelling {p.name}…")
-        self._submit(_Job("label", self._latest_request, path=p, eye_check=self.eye_var.get()))
+        self._submit(_Job("label", self._latest_request, path=p, eye_check=self.eye_var.get(),
+                          tta=self.tta_var.get()))
         return self._latest_request
 
     def relabel(self) -> int | None:
-        """Label the current photo again (after the eye-check toggle), without re-reading the file."""
+        """Label the current photo again (after an option changed), without re-reading the file."""
         if self._open_path is not None and self._shown_request < self._open_request:
             return self.open_image(self._open_path)  # a newer photo is still on its way: redo that one
         if self.rgb is None:
             return None
         self._latest_request += 1
         self._set_busy(f"Labelling {self.path.name if self.path else 'photo'}…")
-        job = _Job("label", self._latest_request, path=self.path, rgb=self.rgb, eye_check=self.eye_var.get())
+        job = _Job("label", self._latest_request, path=self.path, rgb=self.rgb, eye_check=self.eye_var.get(),
+                   tta=self.tta_var.get())
         self._submit(job)
         return self._latest_request
 
     def set_eye_check(self, on: bool) -> None:
         """Turn eye verification on/off; re-labels the current photo like the checkbox does."""
         self.eye_var.set(bool(on))
+
+    def set_tta(self, on: bool) -> None:
+        """Turn flip test-time augmentation on/off; re-labels the current photo like the menu item does."""
+        self.tta_var.set(bool(on))
 
     def reload_models(self) -> None:
         """Try loading the model zoo again (after the user copied the models in)."""
@@ -281,7 +294,7 @@ class App:
         if out.resolve() == src.resolve():
             out = src / "labelled"
         self.cancel_batch()
-        job = _Job("batch", 0, path=src, out_dir=out, eye_check=self.eye_var.get())
+        job = _Job("batch", 0, path=src, out_dir=out, eye_check=self.eye_var.get(), tta=self.tta_var.get())
         self._batch_job = job
         self.batch_summary = ""
         self.progress.stop()
@@ -478,7 +491,7 @@ class App:
             out.error = " ".join(str(e).split())
             out.zoo_error = True
             return out
-        out.result = labeler.label_image(rgb, eye_check=job.eye_check, path=job.path)
+        out.result = labeler.label_image(rgb, eye_check=job.eye_check, path=job.path, tta=job.tta)
         return out
 
     def _run_batch(self, job: _Job) -> str:
@@ -492,7 +505,7 @@ class App:
             return "Batch not started: " + " ".join(str(e).split())
         try:
             s = label_folder(
-                labeler, job.path, job.out_dir, eye_check=job.eye_check, cancel=job.cancel,
+                labeler, job.path, job.out_dir, eye_check=job.eye_check, tta=job.tta, cancel=job.cancel,
                 progress=lambda i, n, name: self._results.put(("progress", 0, (i, n, name))),
             )
         except OSError as e:
@@ -585,6 +598,8 @@ class App:
         )
         n = len(r.faces)
         eyes = "eye check on" if self.eye_var.get() else "eye check off"
+        if self.tta_var.get():
+            eyes += " · flip TTA"
         if n == 0:
             hint = (
                 "Try turning off 'Verify eyes'." if self.eye_var.get()
@@ -868,6 +883,11 @@ class App:
             self._eye_applied = self.eye_var.get()
             self.relabel()
 
+    def _on_tta_toggle(self) -> None:
+        if self.tta_var.get() != self._tta_applied:
+            self._tta_applied = self.tta_var.get()
+            self.relabel()
+
     def _report_callback_exception(self, exc: type[BaseException], val: BaseException, tb: Any) -> None:
         """A bug in a Tk callback: print it for the developer, show one line to the user, keep running."""
         traceback.print_exception(exc, val, tb, file=sys.stderr)
@@ -881,6 +901,7 @@ def label_folder(
     eye_check: bool = True,
     cancel: threading.Event | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Label the images directly in ``folder`` into ``out_dir`` exactly as ``python -m app.batch --annotate``.
 
@@ -900,17 +921,18 @@ def label_folder(
     this_run, cancelled = batch.label_items(
         labeler, scan.items, out_dir,
         eye_check=eye_check,
+        tta=tta,
         annotate=True,
         done=done,
         should_stop=cancel.is_set if cancel is not None else lambda: False,
         progress=progress,
     )
-    args = argparse.Namespace(no_eye_check=not eye_check)
+    args = argparse.Namespace(no_eye_check=not eye_check, tta=tta)
     return batch.write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t0, cancelled)
 
 
 def run(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | None = None,
-        eye_check: bool = True) -> int:
+        eye_check: bool = True, tta: bool = False) -> int:
     """Open the window (optionally with a photo) and run the Tk main loop; returns the exit code."""
     try:
         root = tk.Tk(className=APP_NAME)
@@ -918,7 +940,7 @@ def run(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | Non
         print(f"emotionlens: cannot open a window ({e}); is a display available? Try --self-test.",
               file=sys.stderr)
         return 1
-    app = App(root, zoo_dir=zoo_dir, eye_check=eye_check)
+    app = App(root, zoo_dir=zoo_dir, eye_check=eye_check, tta=tta)
     if image is not None:
         app.open_image(image)
     root.mainloop()

@@ -208,6 +208,21 @@ def test_eye_check_switch_changes_count(false_positive_photo, tmp_path, tiny_zoo
     assert _summary(off)["eye_check"] is False
 
 
+def test_tta_switch_is_recorded_and_labels_like_the_labeler(sample_photo, tmp_path, tiny_zoo):
+    from app.imageio import load_image
+    from app.labeler import Labeler
+
+    plain, tta = tmp_path / "plain", tmp_path / "tta"
+    assert _run(sample_photo, "--out", plain, zoo=tiny_zoo) == 0
+    assert _run(sample_photo, "--out", tta, "--tta", zoo=tiny_zoo) == 0
+    assert _summary(plain)["tta"] is False and _summary(tta)["tta"] is True
+    header, row = _rows(tta)
+    expected = Labeler(tiny_zoo, threads=1).label_image(load_image(sample_photo), tta=True).faces[0]
+    assert row[header.index("ensemble_label")] == expected.ensemble.label
+    assert float(row[header.index("ensemble_confidence")]) == pytest.approx(expected.ensemble.confidence, abs=1e-3)
+    assert _rows(plain)[1] != row
+
+
 def test_all_awkward_formats_are_labelled(bad_images, tmp_path, tiny_zoo):
     keys = ["png16", "cmyk_jpg", "exif_rotated_jpg", "rgba_png", "palette_png", "unicode_name"]
     out = tmp_path / "out"

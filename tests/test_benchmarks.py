@@ -44,6 +44,7 @@ def test_label_quick_on_tiny_zoo(tiny_zoo):
     rows = table_rows(r.stdout)
     expected = [
         "labelling CNN", "labelling FF", "labelling ResNet18", "labelling ensemble (CNN + FF + ResNet18)",
+        "labelling ensemble, flip TTA (--tta)",
         "detection + labelling, 240p (426x240)", "detection + labelling, 720p (1280x720)",
         "detection + labelling, 1080p (1920x1080)",
     ]

@@ -142,6 +142,23 @@ def test_eye_check_toggle_relabels(make_app, tiny_zoo, false_positive_photo):
     assert app.wait_idle(WAIT) and app.result is result
 
 
+def test_tta_option_relabels_with_the_mirror_view(make_app, tiny_zoo, sample_photo):
+    app = make_app(zoo_dir=tiny_zoo)
+    app.open_image(sample_photo)
+    assert app.wait_idle(WAIT)
+    plain = app.result.faces[0].ensemble.probs
+    assert "flip TTA" not in app.status()
+    app.set_tta(True)  # what Options > Flip test-time augmentation does
+    assert app.wait_idle(WAIT)
+    assert "flip TTA" in app.status() and len(app.face_rows()) == 1
+    expected = app.labeler.classify(app.result.faces[0].crop, tta=True)[1][0]
+    np.testing.assert_allclose(app.result.faces[0].ensemble.probs, expected, atol=1e-6)
+    assert not np.allclose(plain, expected, atol=1e-4)
+    app.set_tta(False)
+    assert app.wait_idle(WAIT)
+    np.testing.assert_allclose(app.result.faces[0].ensemble.probs, plain, atol=1e-6)
+
+
 def test_save_annotated_writes_full_resolution_copy(make_app, tiny_zoo, sample_photo, tmp_path):
     app = make_app(zoo_dir=tiny_zoo)
     before = _sha(sample_photo)

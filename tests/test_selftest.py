@@ -36,6 +36,15 @@ def test_selftest_labels_sample(tiny_zoo):
     assert "Traceback" not in r.stderr
 
 
+def test_selftest_with_flip_tta(tiny_zoo):
+    plain = _run("--self-test", "--zoo", tiny_zoo)
+    r = _run("--self-test", "--zoo", tiny_zoo, "--tta")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert FACE_LINE.match(lines[0]) and " with 3 models (flip TTA): load " in lines[-1], lines
+    assert lines[0] != plain.stdout.splitlines()[0]  # the mirror view changes the confidences
+
+
 def test_selftest_missing_zoo_one_line(tmp_path):
     r = _run("--self-test", "--zoo", tmp_path / "no_such_zoo")
     assert r.returncode == 1
@@ -75,7 +84,7 @@ def test_selftest_imports_neither_tkinter_nor_torch(tiny_zoo):
 def test_help_lists_options():
     r = _run("--help")
     assert r.returncode == 0
-    for opt in ("--zoo", "--no-eye-check", "--self-test", "IMAGE".lower()):
+    for opt in ("--zoo", "--no-eye-check", "--tta", "--self-test", "IMAGE".lower()):
         assert opt in r.stdout.lower()
 
 
