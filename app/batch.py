@@ -174,6 +174,27 @@ def _csv_text(rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
+def check_resume_settings(out_dir: Path, settings: dict[str, bool]) -> None:
+    """Refuse to resume a run labelled with other options: one labels.csv must not mix two ways of labelling.
+
+    The earlier run's options come from its summary.json (written at the end and on Ctrl+C); without one there
+    is nothing to compare, and the resume goes ahead as before.
+    """
+    try:
+        previous = json.loads((out_dir / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(previous, dict):
+        return
+    described = {"eye_check": "the eye check", "tta": "flip TTA"}  # the options --no-eye-check and --tta
+    for key, what in described.items():
+        if key in previous and previous[key] != settings[key]:
+            raise UsageError(
+                f"--resume: {out_dir} was labelled with {what} {'on' if previous[key] else 'off'}, this run has it "
+                f"{'on' if settings[key] else 'off'}; resume with the same options, or choose another --out"
+            )
+
+
 def prepare_outputs(out_dir: Path, header: list[str], resume: bool) -> dict[str, dict]:
     """Start labels.csv and the journal afresh, or on resume keep what the last run finished; return that.
 
@@ -291,6 +312,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and (out_dir / LABELS).is_file() and (out_dir / LABELS).stat().st_size > 0:
         print(f"note: starting {out_dir / LABELS} afresh (add --resume to continue it instead)", file=sys.stderr)
     remove_stale_temp_files(out_dir)
+    if args.resume:
+        check_resume_settings(out_dir, {"eye_check": not args.no_eye_check, "tta": args.tta})
     done = prepare_outputs(out_dir, header, args.resume)
     resumed = sum(1 for it in scan.items if _key(it.path) in done)
     to_go = len(scan.items) - resumed

@@ -284,6 +284,18 @@ def test_resume_with_other_models_refused(tmp_path, sample_photo, tiny_zoo, zoo_
     assert "other models" in capsys.readouterr().err
 
 
+def test_resume_with_other_options_refused(tmp_path, sample_photo, tiny_zoo, capsys):
+    out = tmp_path / "out"
+    assert _run(sample_photo, "--out", out, "--tta", zoo=tiny_zoo) == 0
+    before = _rows(out)
+    assert _run(sample_photo, "--out", out, "--resume", zoo=tiny_zoo) == 2
+    assert "labelled with flip TTA on, this run has it off" in capsys.readouterr().err
+    assert _run(sample_photo, "--out", out, "--resume", "--tta", "--no-eye-check", zoo=tiny_zoo) == 2
+    assert "the eye check on, this run has it off" in capsys.readouterr().err
+    assert _rows(out) == before  # nothing touched
+    assert _run(sample_photo, "--out", out, "--resume", "--tta", zoo=tiny_zoo) == 0
+
+
 def test_cli_help_and_missing_zoo_subprocess(tmp_path, sample_photo):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
     r = subprocess.run([sys.executable, "-m", "app.batch", "--help"], cwd=REPO, env=env, capture_output=True,
