@@ -155,11 +155,10 @@ class App:
         self.label_font.configure(weight="bold")
 
         self.eye_var = tk.BooleanVar(master=root, value=eye_check)
-        self._eye_applied = eye_check
-        self.eye_var.trace_add("write", lambda *_: self._on_eye_toggle())
         self.tta_var = tk.BooleanVar(master=root, value=tta)
-        self._tta_applied = tta
-        self.tta_var.trace_add("write", lambda *_: self._on_tta_toggle())
+        self._options_applied = self._options()
+        for var in (self.eye_var, self.tta_var):
+            var.trace_add("write", lambda *_: self._on_option_toggle())
         self.status_var = tk.StringVar(master=root, value="Loading models…")
 
         # Menu.
@@ -878,14 +877,13 @@ class App:
     def _update_save_state(self) -> None:
         self.save_btn.configure(state=tk.NORMAL if self.result is not None else tk.DISABLED)
 
-    def _on_eye_toggle(self) -> None:
-        if self.eye_var.get() != self._eye_applied:  # a Tk variable fires on every set, changed or not
-            self._eye_applied = self.eye_var.get()
-            self.relabel()
+    def _options(self) -> tuple[bool, bool]:
+        """The labelling options the menu and toolbar set: (eye check, flip TTA)."""
+        return self.eye_var.get(), self.tta_var.get()
 
-    def _on_tta_toggle(self) -> None:
-        if self.tta_var.get() != self._tta_applied:
-            self._tta_applied = self.tta_var.get()
+    def _on_option_toggle(self) -> None:
+        if self._options() != self._options_applied:  # a Tk variable fires on every set, changed or not
+            self._options_applied = self._options()
             self.relabel()
 
     def _report_callback_exception(self, exc: type[BaseException], val: BaseException, tb: Any) -> None:

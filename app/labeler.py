@@ -159,12 +159,13 @@ class Labeler:
             out = [sess.run(["logits"], {"input": v})[0] for v in inputs]  # type: ignore[attr-defined]
             logits[m.name] = np.asarray(out, dtype=np.float64).reshape(views, n, k)
         weights = [m.ensemble_weight for m in self.models]
-        per_model = {name: softmax(v.mean(axis=0)).astype(np.float32) for name, v in logits.items()}
-        ensembles = [weighted_mean([softmax(logits[m.name][v]) for m in self.models], weights) for v in range(views)]
+        per_model = {name: softmax(v.mean(axis=0)) for name, v in logits.items()}
         if views == 1:
-            return per_model, ensembles[0].astype(np.float32)
-        log_mean = np.mean([np.log(np.clip(e, 1e-12, None)) for e in ensembles], axis=0)
-        return per_model, softmax(log_mean).astype(np.float32)
+            ensemble = weighted_mean(list(per_model.values()), weights)
+        else:
+            ensembles = [weighted_mean([softmax(v[i]) for v in logits.values()], weights) for i in range(views)]
+            ensemble = softmax(np.mean([np.log(np.clip(e, 1e-12, None)) for e in ensembles], axis=0))
+        return {name: p.astype(np.float32) for name, p in per_model.items()}, ensemble.astype(np.float32)
 
     def _prediction(self, probs: np.ndarray) -> Prediction:
         i = int(np.argmax(probs))

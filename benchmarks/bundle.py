@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from benchmarks.common import ROOT, Row
-
-DIST = ROOT / "dist" / "EmotionLens"
-ONEFILE = ROOT / "dist" / ("EmotionLens-onefile.exe" if os.name == "nt" else "EmotionLens-onefile")
+from benchmarks.common import DIST, ONEFILE, Row
 
 
 def folder_size(folder: Path) -> tuple[int, int]:

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+_EXE = ".exe" if os.name == "nt" else ""
+DIST = ROOT / "dist" / "EmotionLens"  # pyinstaller --noconfirm build.spec
+FROZEN = DIST / f"EmotionLens{_EXE}"
+ONEFILE = ROOT / "dist" / f"EmotionLens-onefile{_EXE}"  # EMOTIONLENS_ONEFILE=1 pyinstaller build.spec
 HEADER = ("benchmark", "median", "unit", "runs", "notes")
 
 

@@ -79,16 +79,13 @@ def face_rows(labeler, quick: bool = False) -> list[Row]:  # noqa: ANN001 - app.
         t8 = median_time(lambda s=single: s.classify(eight), max(5, repeats // 4), warmup=2)
         rows.append(Row(f"labelling {m.display_name}", 1000 * t1, "ms/face", str(repeats),
                         f"1 face per call; {format_value(1000 * t8 / 8)} ms/face in a batch of 8; {threads}"))
-    t1 = median_time(lambda: labeler.classify(one), repeats, warmup=5)
-    t8 = median_time(lambda: labeler.classify(eight), max(5, repeats // 4), warmup=2)
     names = " + ".join(m.display_name for m in labeler.models)
-    rows.append(Row(f"labelling ensemble ({names})", 1000 * t1, "ms/face", str(repeats),
-                    f"all models + mean; {format_value(1000 * t8 / 8)} ms/face in a batch of 8; {threads}"))
-    t1 = median_time(lambda: labeler.classify(one, tta=True), repeats, warmup=5)
-    t8 = median_time(lambda: labeler.classify(eight, tta=True), max(5, repeats // 4), warmup=2)
-    rows.append(Row("labelling ensemble, flip TTA (--tta)", 1000 * t1, "ms/face", str(repeats),
-                    f"each model on the face and its mirror; {format_value(1000 * t8 / 8)} ms/face in a batch of 8; "
-                    f"{threads}"))
+    for tta, what, how in ((False, f"labelling ensemble ({names})", "all models + mean"),
+                           (True, "labelling ensemble, flip TTA (--tta)", "each model on the face and its mirror")):
+        t1 = median_time(lambda t=tta: labeler.classify(one, tta=t), repeats, warmup=5)
+        t8 = median_time(lambda t=tta: labeler.classify(eight, tta=t), max(5, repeats // 4), warmup=2)
+        rows.append(Row(what, 1000 * t1, "ms/face", str(repeats),
+                        f"{how}; {format_value(1000 * t8 / 8)} ms/face in a batch of 8; {threads}"))
     return rows
 
 

@@ -14,11 +14,8 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import ROOT, Row, log
+from benchmarks.common import FROZEN, ONEFILE, ROOT, Row, log
 
-EXE = ".exe" if os.name == "nt" else ""
-FROZEN = ROOT / "dist" / "EmotionLens" / f"EmotionLens{EXE}"
-ONEFILE = ROOT / "dist" / f"EmotionLens-onefile{EXE}"  # EMOTIONLENS_ONEFILE=1 pyinstaller build.spec
 TIMEOUT = 120.0
 
 

@@ -185,25 +185,26 @@ def test_bundle_size(dist):
     assert mb < MAX_BUNDLE_MB, f"{dist} is {mb:.0f} MB, over the {MAX_BUNDLE_MB} MB budget"
 
 
+def _self_test(cmd: list[str], cwd: Path, *args: str) -> list[str]:
+    """stdout lines of ``cmd --self-test [args]``, asserting exit 0; the bundled zoo unless a test passes --zoo."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "EMOTIONLENS_ZOO")}
+    r = subprocess.run([*cmd, "--self-test", *args], cwd=cwd, env=env, capture_output=True, encoding="utf-8",
+                       errors="replace", timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()
+
+
 @pytest.mark.slow
 @built
 def test_bundle_self_test(dist, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "EMOTIONLENS_ZOO")}  # the bundled zoo
-    r = subprocess.run([str(EXE), "--self-test"], cwd=tmp_path, env=env, capture_output=True, encoding="utf-8",
-                       errors="replace", timeout=120)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
+    lines = _self_test([str(EXE)], tmp_path)
     assert re.match(r"^face 1 \(x=\d+,y=\d+,w=\d+,h=\d+\): .* · ensemble \w+ \d+%$", lines[0]), lines
     assert re.match(r"^\d+ faces? in sample\.jpg \(512x512\) with \d+ models", lines[-1]), lines
 
 
-def _self_test(cmd: list[str], photo: Path, cwd: Path) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "EMOTIONLENS_ZOO")}
-    r = subprocess.run([*cmd, "--self-test", str(photo)], cwd=cwd, env=env, capture_output=True,
-                       encoding="utf-8", errors="replace", timeout=120)
-    assert r.returncode == 0, r.stderr
-    # The last line ends with timings ("...: load 251 ms, detection 86 ms, ..."); keep what it found.
-    return [line.split(": load ")[0] for line in r.stdout.strip().splitlines()]
+def _found(lines: list[str]) -> list[str]:
+    """Self-test lines without the timings that end the last one ("...: load 251 ms, detection 86 ms, ...")."""
+    return [line.split(": load ")[0] for line in lines]
 
 
 def _percent_close(frozen: str, source: str) -> bool:
@@ -226,6 +227,6 @@ def test_bundle_finds_the_same_faces_as_the_source(dist, tmp_path):
     # The zoo the bundle was built with (CI bundles a generated one when no trained models are committed).
     zoo = ["--zoo", os.environ["EMOTIONLENS_ZOO"]] if os.environ.get("EMOTIONLENS_ZOO") else []
     for photo in photos:
-        frozen = _self_test([str(EXE)], photo, tmp_path)
-        source = _self_test([sys.executable, "-m", "app", *zoo], photo, REPO)
+        frozen = _found(_self_test([str(EXE)], tmp_path, str(photo)))
+        source = _found(_self_test([sys.executable, "-m", "app", *zoo], REPO, str(photo)))
         assert len(frozen) == len(source) and all(map(_percent_close, frozen, source)), (photo.name, frozen, source)

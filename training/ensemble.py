@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.labeler import weighted_mean
+from app.labeler import softmax, weighted_mean
 
 
 def weight_grid(n_models: int, step: float) -> np.ndarray:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from training.datasets import DatasetError, load_fer2013
-    from training.evaluate import onnx_predictor, predict_logits, softmax, zoo_models
+    from training.evaluate import onnx_predictor, predict_logits, zoo_models
 
     try:
         if not 0 < args.step <= 0.5:
