@@ -31,6 +31,7 @@ from tqdm import tqdm
 from training import checkpoint
 from training.compress import FORMATS as WEIGHT_FORMATS
 from training.datasets import FER2013, DatasetError, load_fer2013
+from training.device import DeviceError, resolve_device
 from training.models import MODEL_NAMES, build_model, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,13 +260,17 @@ def new_run_dir(model: str, log_root: Path = ROOT / "logs") -> Path:
 
 def fit(
     cfg: TrainConfig, data: FER2013, run_dir: Path, resume: bool = False, progress: bool = True,
-    tensorboard: bool = True, max_seconds: float | None = None,
+    tensorboard: bool = True, max_seconds: float | None = None, device: str | torch.device = "cpu",
 ) -> RunResult:
     """Train with validation on PublicTest, keeping ``best.pt`` and ``last.pt`` in ``run_dir``.
 
-    Never touches PrivateTest: the annealing search calls this directly for its trials.
+    Never touches PrivateTest: the annealing search calls this directly for its trials. ``device`` is any
+    ``--device`` spelling (training.device); checkpoints are always written with CPU tensors.
     """
     cfg.validate()
+    device = resolve_device(device)
+    if device.type != "cpu":  # the device data path (issue 11) replaces this guard
+        raise DeviceError(f"training on {device} is not implemented yet; use --device cpu")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     images, labels = training_arrays(cfg, data)
