@@ -67,13 +67,19 @@ MERGE_OVERLAP = 0.5
 
 @dataclass(frozen=True)
 class Box:
-    """A face in original-image pixels (clipped to the frame); ``eyes`` is how many eyes the check saw."""
+    """A face in original-image pixels (clipped to the frame); ``eyes`` is how many eyes the check saw.
+
+    ``landmarks``: points in original-image pixels that alignment uses, empty when none were found: the two
+    eye centres (the image's left one first) from the Haar eye check, or a landmark detector's five points
+    (left eye, right eye, nose tip, left and right mouth corner).
+    """
 
     x: int
     y: int
     w: int
     h: int
     eyes: int = 0
+    landmarks: tuple[tuple[float, float], ...] = ()
 
 
 _local = threading.local()  # CascadeClassifier is not documented as thread-safe; the GUI detects in a worker
@@ -205,12 +211,19 @@ def count_eyes(
     return min(2, len(merge_boxes(found, support)))
 
 
-def detect_faces(rgb: np.ndarray, eye_check: bool = True, work_size: int = WORK_SIZE) -> list[Box]:
+DETECTORS = ("haar",)  # the first is the default; --detector in the app, the batch command and the benchmarks
+
+
+def detect_faces(
+    rgb: np.ndarray, eye_check: bool = True, work_size: int = WORK_SIZE, detector: str = DETECTORS[0]
+) -> list[Box]:
     """Find frontal faces; boxes are in ``rgb``'s pixels, clipped to the frame and sorted left to right.
 
     With ``eye_check`` a face needs at least ``MIN_EYES`` eye in its upper part: that removes the Haar
     cascade's false positives on textures at almost no cost in real faces (see the module docstring).
     """
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}: choose {', '.join(DETECTORS)}")
     gray = to_gray(rgb)
     H, W = gray.shape[:2]
     out: list[Box] = []

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from app.crop import crop_face
-from app.detect import Box, detect_faces, to_gray
+from app.detect import DETECTORS, Box, detect_faces, to_gray
 from app.imageio import load_image
 from app.zoo import ModelInfo, ZooError, default_zoo_dir, load_manifest
 
@@ -172,14 +172,15 @@ class Labeler:
         return Prediction(probs=probs, label=self.classes[i], confidence=float(probs[i]))
 
     def label_image(
-        self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None, tta: bool = False
+        self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None, tta: bool = False,
+        detector: str = DETECTORS[0],
     ) -> PhotoResult:
         """Detect, crop and label every face of an RGB (or gray) image; faces numbered left to right.
 
         ``tta``: flip test-time augmentation, see :meth:`classify`."""
         t0 = time.perf_counter()
         gray = to_gray(rgb)
-        boxes = detect_faces(gray, eye_check=eye_check)
+        boxes = detect_faces(rgb if detector != "haar" else gray, eye_check=eye_check, detector=detector)
         t1 = time.perf_counter()
         crops = np.zeros((len(boxes), *CROP_SIZE), np.uint8)
         for i, b in enumerate(boxes):
@@ -205,9 +206,11 @@ class Labeler:
             label_seconds=t2 - t1,
         )
 
-    def label_file(self, path: str | os.PathLike, eye_check: bool = True, tta: bool = False) -> PhotoResult:
+    def label_file(
+        self, path: str | os.PathLike, eye_check: bool = True, tta: bool = False, detector: str = DETECTORS[0]
+    ) -> PhotoResult:
         """:func:`load_image` then :meth:`label_image`; ``seconds`` includes decoding. Raises ImageError."""
         t0 = time.perf_counter()
         rgb = load_image(path)
-        result = self.label_image(rgb, eye_check=eye_check, path=path, tta=tta)
+        result = self.label_image(rgb, eye_check=eye_check, path=path, tta=tta, detector=detector)
         return replace(result, seconds=time.perf_counter() - t0)
