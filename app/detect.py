@@ -211,7 +211,7 @@ def count_eyes(
     return min(2, len(merge_boxes(found, support)))
 
 
-DETECTORS = ("haar",)  # the first is the default; --detector in the app, the batch command and the benchmarks
+DETECTORS = ("haar", "mtcnn")  # the first is the default; --detector in the app, the batch command and the benchmarks
 
 
 def detect_faces(
@@ -222,6 +222,10 @@ def detect_faces(
     With ``eye_check`` a face needs at least ``MIN_EYES`` eye in its upper part: that removes the Haar
     cascade's false positives on textures at almost no cost in real faces (see the module docstring).
     """
+    if detector == "mtcnn":  # the DNN detector with five landmarks (app/mtcnn.py); eye_check/work_size are Haar's
+        from app import mtcnn
+
+        return mtcnn.detect_faces(rgb)
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}: choose {', '.join(DETECTORS)}")
     gray = to_gray(rgb)

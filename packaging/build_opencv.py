@@ -72,17 +72,27 @@ def installed_version() -> str:
         raise SystemExit(f"build_opencv: {DIST_NAME} is not installed; pass --version (e.g. 4.14.0.94)") from None
 
 
-def sdist_url(version: str, index: str) -> tuple[str, str]:
-    """(URL, sha256) of the release's source archive, from the package index's JSON simple API (PEP 691)."""
-    req = urllib.request.Request(f"{index.rstrip('/')}/{DIST_NAME}/",
+def index_file(dist: str, filename: str, index: str, tool: str = "build_opencv") -> tuple[str, str]:
+    """(URL, sha256) of one file of ``dist`` as the package index lists it (JSON simple API, PEP 691).
+
+    Shared with packaging/build_mtcnn.py: every download a build script uses is checked against this hash.
+    """
+    req = urllib.request.Request(f"{index.rstrip('/')}/{dist}/",
                                  headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        files = json.load(r)["files"]
-    want = f"{DIST_NAME.replace('-', '_')}-{version}.tar.gz"
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            files = json.load(r)["files"]
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"{tool}: cannot read {dist}'s file list from {index} ({e})") from None
     for f in files:
-        if f["filename"] == want:
+        if f["filename"] == filename:
             return f["url"], f["hashes"]["sha256"]
-    raise SystemExit(f"build_opencv: {want} not found at {index}")
+    raise SystemExit(f"{tool}: {filename} not found at {index}")
+
+
+def sdist_url(version: str, index: str) -> tuple[str, str]:
+    """(URL, sha256) of the release's source archive."""
+    return index_file(DIST_NAME, f"{DIST_NAME.replace('-', '_')}-{version}.tar.gz", index)
 
 
 def sha256(path: Path) -> str:

@@ -1,0 +1,281 @@
+"""MTCNN face detection with five landmarks, in numpy + onnxruntime (no torch): ``--detector mtcnn``.
+
+MTCNN (Zhang et al. 2016) runs three small networks in cascade: P-Net slides a 12x12 window over an image
+pyramid and proposes boxes, R-Net re-scores and refines them on 24x24 crops, O-Net on 48x48 crops gives the
+final score, box and five landmarks (eye centres, nose tip, mouth corners). The weights are facenet-pytorch
+2.6.0's (MIT), exported by ``packaging/build_mtcnn.py`` into ``models_zoo/detectors/`` with their licence
+and provenance; ``training/mtcnn_nets.py`` holds the torch nets and the ONNX contract.
+
+Constants, measured with ``benchmarks/detector_compare.py`` (its docstring has the sweeps) on
+../shared/data/photos, ../shared/data/group_photos and bald_guys.jpg tiled 3x3:
+
+* ``MIN_FACE_FRACTION`` / ``MIN_FACE_PX``: the pyramid's smallest face is 1% of the photo's long side (60 px
+  in a 6000 px photo, the issue's target) but never under 20 px; P-Net sees 12 px, so a 20 px face is
+  already downscaled 0.6x. Smaller minimums cost time quadratically and found nothing more on the photos.
+* ``FACTOR`` 0.709 (each pyramid level halves the area), MTCNN's own.
+* ``THRESHOLDS``: P-Net, R-Net and O-Net face probabilities; see ``benchmarks/detector_compare.py``.
+* NMS overlaps are MTCNN's: 0.5 IoU within a pyramid level, 0.7 IoU across levels and after R-Net, 0.7 of the
+  smaller box after O-Net (a box inside a larger one of the same face).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.detect import Box
+from app.zoo import resource_path
+
+DETECTOR_DIR = ("models_zoo", "detectors")
+FILES = {"pnet": "mtcnn_pnet.onnx", "rnet": "mtcnn_rnet.onnx", "onet": "mtcnn_onet.onnx"}
+OUTPUTS = {"pnet": ["prob", "reg"], "rnet": ["prob", "reg"], "onet": ["prob", "reg", "landmarks"]}
+REBUILD = "python packaging/build_mtcnn.py"
+
+MIN_FACE_FRACTION = 0.01
+MIN_FACE_PX = 20
+FACTOR = 0.709
+THRESHOLDS = (0.6, 0.7, 0.7)
+NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+BATCH = 512  # R-Net/O-Net crops per run: bounds memory on a crowd photo (512 x 48 x 48 x 3 floats = 14 MB)
+
+Runner = Callable[[np.ndarray], list[np.ndarray]]  # float32 NCHW 0..255 RGB -> the net's outputs (OUTPUTS order)
+
+
+class DetectorError(RuntimeError):
+    """A detector file is missing or unusable; the message is one line naming it."""
+
+
+_lock = threading.Lock()
+_runners: dict[str, Runner] = {}  # ORT sessions are thread-safe for run(): one per process, shared by threads
+
+
+def detector_path(name: str) -> Path:
+    return resource_path(*DETECTOR_DIR, FILES[name])
+
+
+def load_runner(name: str, path: Path) -> Runner:
+    """The net ``name`` ("pnet", "rnet", "onet") from the ONNX file ``path``, checked against the contract."""
+    import onnxruntime as ort
+
+    try:
+        blob = path.read_bytes()  # bytes, not a path: ORT cannot open non-ASCII paths on Windows
+    except OSError as e:
+        raise DetectorError(f"{path}: cannot read the MTCNN detector file ({e.strerror or e}); "
+                            f"rebuild it with {REBUILD}") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, min(2, os.cpu_count() or 1))  # small convolutions: more threads only wait
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise DetectorError(f"{path}: not a valid ONNX file ({first}); rebuild it with {REBUILD}") from None
+    ins, outs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
+    if ins != ["image"] or outs != OUTPUTS[name]:
+        raise DetectorError(f"{path}: expected input ['image'] and outputs {OUTPUTS[name]}, has {ins} and {outs}; "
+                            f"rebuild it with {REBUILD}")
+    names = OUTPUTS[name]
+    return lambda x: sess.run(names, {"image": x})
+
+
+def onnx_runners() -> dict[str, Runner]:
+    """The three nets as onnxruntime sessions, loaded once per process (a bad file raises DetectorError)."""
+    with _lock:
+        for name in FILES:
+            if name not in _runners:
+                _runners[name] = load_runner(name, detector_path(name))
+        return dict(_runners)
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 RGB from an RGB/RGBA/gray array (the nets were trained on colour; gray is repeated)."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        return np.ascontiguousarray(a[:, :, :3])
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2)
+    raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {a.shape}")
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, by_min: bool = False) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first; overlap is IoU or intersection/smaller."""
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        iw = np.maximum(0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        ih = np.maximum(0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = iw * ih
+        denom = np.minimum(area[i], area[rest]) if by_min else area[i] + area[rest] - inter
+        order = rest[inter <= threshold * np.maximum(denom, 1e-9)]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Boxes ``[x1, y1, x2, y2]`` grown to squares on the same centre (the nets' crops are square)."""
+    out = boxes.copy()
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + (w - side) / 2
+    out[:, 1] = boxes[:, 1] + (h - side) / 2
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _refine(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """Apply the nets' box regression: offsets of each edge in box widths/heights."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return boxes[:, :4] + reg * np.stack([w, h, w, h], axis=1)
+
+
+Level = tuple[float, float, np.ndarray]  # (x scale, y scale, the image resized by them)
+
+
+def _crops(sources: list[Level], boxes: np.ndarray, side: int) -> np.ndarray:
+    """float32 ``[N, 3, side, side]`` crops of ``boxes``, zero past the frame as MTCNN was trained.
+
+    Each crop is cut from the smallest pyramid level that still has ``side`` pixels across the box (the photo
+    itself for small boxes): resampling a 1000 px box from the photo for a 24 px crop cost more than all three
+    nets together on a 1080p photo, and the level already holds the same pixels area-averaged.
+    """
+    out = np.zeros((len(boxes), side, side, 3), np.float32)
+    for k, box in enumerate(boxes[:, :4]):
+        need = side / max(box[2] - box[0], 1e-6)
+        sx, sy, img = next((lv for lv in reversed(sources) if min(lv[0], lv[1]) >= need), sources[0])
+        x1, y1, x2, y2 = np.round(box * (sx, sy, sx, sy)).astype(np.int64)
+        H, W = img.shape[:2]
+        w, h = max(1, x2 - x1), max(1, y2 - y1)
+        patch = np.zeros((h, w, 3), np.uint8)
+        sx0, sy0, sx1, sy1 = max(0, x1), max(0, y1), min(W, x1 + w), min(H, y1 + h)
+        if sx1 > sx0 and sy1 > sy0:
+            patch[sy0 - y1 : sy1 - y1, sx0 - x1 : sx1 - x1] = img[sy0:sy1, sx0:sx1]
+        interp = cv2.INTER_AREA if max(w, h) > side else cv2.INTER_LINEAR
+        out[k] = cv2.resize(patch, (side, side), interpolation=interp)
+    return out.transpose(0, 3, 1, 2)
+
+
+def _batched(run: Runner, x: np.ndarray) -> list[np.ndarray]:
+    parts = [run(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]
+    return [np.concatenate(p) for p in zip(*parts, strict=True)]
+
+
+def min_face_size(shape: tuple[int, ...], fraction: float = MIN_FACE_FRACTION, floor: int = MIN_FACE_PX) -> float:
+    """Smallest face side (pixels) the pyramid looks for: ``fraction`` of the long side, at least ``floor``."""
+    return max(float(floor), fraction * max(shape[:2]))
+
+
+def pyramid_scales(shape: tuple[int, ...], min_face: float, factor: float = FACTOR) -> list[float]:
+    """Scales at which P-Net's 12 px window covers faces of ``min_face`` px and up to the whole short side."""
+    scale, short, out = 12.0 / min_face, min(shape[:2]), []
+    while short * scale >= 12:
+        out.append(scale)
+        scale *= factor
+    return out
+
+
+def pyramid(img: np.ndarray, scales: list[float]) -> list[Level]:
+    """The photo resized to each scale (sizes rounded up; the true x/y scales are returned with each level)."""
+    H, W = img.shape[:2]
+    levels: list[Level] = []
+    for scale in scales:
+        size = (max(12, int(np.ceil(W * scale))), max(12, int(np.ceil(H * scale))))
+        # Each level from the one before: the chain costs half of resizing level 0 for every level, and area
+        # averaging (what the nets were trained with) is kept: bilinear resizing was 10x faster but added a
+        # false box on obama.jpg and lost a face on 2008_002079.jpg.
+        src = levels[-1][2] if levels else img
+        interp = cv2.INTER_AREA if size[0] < src.shape[1] else cv2.INTER_LINEAR
+        levels.append((size[0] / W, size[1] / H, cv2.resize(src, size, interpolation=interp)))
+    return levels
+
+
+def _proposals(levels: list[Level], run: Runner, threshold: float) -> np.ndarray:
+    """P-Net over the pyramid: ``[M, 9]`` rows of x1, y1, x2, y2, score, 4 offsets, after per-level NMS."""
+    found = []
+    for sx, sy, level in levels:
+        prob, reg = run(np.ascontiguousarray(level.transpose(2, 0, 1)[None], dtype=np.float32))
+        prob, reg = prob[0], reg[0]
+        rows, cols = np.nonzero(prob >= threshold)
+        if rows.size == 0:
+            continue
+        # Output cell (r, c) sees the 12x12 window at (2c, 2r) of the level.
+        b = np.stack([2 * cols / sx, 2 * rows / sy, (2 * cols + 12) / sx, (2 * rows + 12) / sy,
+                      prob[rows, cols], *reg[:, rows, cols]], axis=1).astype(np.float64)
+        found.append(b[nms(b[:, :4], b[:, 4], NMS_LEVEL)])
+    return np.concatenate(found) if found else np.zeros((0, 9))
+
+
+def detect(
+    rgb: np.ndarray,
+    min_face: float | None = None,
+    thresholds: tuple[float, float, float] = THRESHOLDS,
+    factor: float = FACTOR,
+    runners: dict[str, Runner] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw MTCNN: ``[N, 5]`` boxes (x1, y1, x2, y2, score; float, unclipped) and ``[N, 5, 2]`` landmarks.
+
+    ``runners`` replaces the onnxruntime sessions (the tests run the torch nets through the same pipeline).
+    """
+    img = _rgb(rgb)
+    nets = runners or onnx_runners()
+    if min_face is None:
+        min_face = min_face_size(img.shape)
+    empty = (np.zeros((0, 5)), np.zeros((0, 5, 2)))
+    levels = pyramid(img, pyramid_scales(img.shape, min_face, factor))
+    b = _proposals(levels, nets["pnet"], thresholds[0])
+    sources: list[Level] = [(1.0, 1.0, img), *levels]
+    if not len(b):
+        return empty
+    b = b[nms(b[:, :4], b[:, 4], NMS_PYRAMID)]
+    boxes = _square(_refine(b[:, :4], b[:, 5:9]))
+
+    prob, reg = _batched(nets["rnet"], _crops(sources, boxes, 24))
+    keep = prob > thresholds[1]
+    boxes, prob, reg = boxes[keep], prob[keep], reg[keep]
+    if not len(boxes):
+        return empty
+    keep = nms(boxes, prob, NMS_RNET)
+    boxes = _square(_refine(boxes[keep], reg[keep]))
+    boxes = np.round(boxes)  # O-Net sees whole-pixel crops; landmarks are fractions of exactly that crop
+
+    prob, reg, marks = _batched(nets["onet"], _crops(sources, boxes, 48))
+    keep = prob > thresholds[2]
+    boxes, prob, reg, marks = boxes[keep], prob[keep], reg[keep], marks[keep]
+    if not len(boxes):
+        return empty
+    w, h = boxes[:, 2:3] - boxes[:, 0:1], boxes[:, 3:4] - boxes[:, 1:2]
+    points = np.stack([boxes[:, 0:1] + w * marks[:, :5], boxes[:, 1:2] + h * marks[:, 5:]], axis=2)
+    boxes = _refine(boxes, reg)
+    keep = nms(boxes, prob, NMS_ONET, by_min=True)
+    return np.concatenate([boxes[keep], prob[keep, None]], axis=1), points[keep]
+
+
+def detect_faces(rgb: np.ndarray, min_face: float | None = None,
+                 thresholds: tuple[float, float, float] = THRESHOLDS) -> list[Box]:
+    """Faces as ``app.detect.Box``: square boxes (what ``app.crop`` expects) clipped to the frame, sorted left to
+    right like Haar's, each with its five landmarks (left eye, right eye, nose, mouth left, mouth right) in
+    image pixels."""
+    boxes, points = detect(rgb, min_face=min_face, thresholds=thresholds)
+    H, W = np.asarray(rgb).shape[:2]
+    out = []
+    for (x1, y1, x2, y2), pts in zip(_square(boxes[:, :4]), points, strict=True):
+        cx0, cy0 = max(0, int(round(x1))), max(0, int(round(y1)))
+        cx1, cy1 = min(W, int(round(x2))), min(H, int(round(y2)))
+        if cx1 - cx0 < 2 or cy1 - cy0 < 2:
+            continue
+        marks = tuple((round(float(x), 2), round(float(y), 2)) for x, y in pts)
+        out.append(Box(cx0, cy0, cx1 - cx0, cy1 - cy0, eyes=2, landmarks=marks))  # O-Net located both eyes
+    return sorted(out, key=lambda b: (b.x, b.y))
