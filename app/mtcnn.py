@@ -271,9 +271,9 @@ def detect_faces(rgb: np.ndarray, min_face: float | None = None,
     boxes, points = detect(rgb, min_face=min_face, thresholds=thresholds)
     H, W = np.asarray(rgb).shape[:2]
     out = []
-    for (x1, y1, x2, y2), pts in zip(_square(boxes[:, :4]), points, strict=True):
-        cx0, cy0 = max(0, int(round(x1))), max(0, int(round(y1)))
-        cx1, cy1 = min(W, int(round(x2))), min(H, int(round(y2)))
+    for (x1, y1, x2, _), pts in zip(_square(boxes[:, :4]), points, strict=True):
+        x0, y0, side = int(round(x1)), int(round(y1)), int(round(x2 - x1))  # whole pixels, still square
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(W, x0 + side), min(H, y0 + side)
         if cx1 - cx0 < 2 or cy1 - cy0 < 2:
             continue
         marks = tuple((round(float(x), 2), round(float(y), 2)) for x, y in pts)
