@@ -86,6 +86,15 @@ def test_spec_bundles_cascades_and_sample(tmp_path, tiny_zoo):
         assert Path(src if Path(src).is_absolute() else REPO / src).is_file(), src
 
 
+def test_spec_bundles_the_mtcnn_detector_with_its_licence(tmp_path, tiny_zoo):
+    from app.mtcnn import DETECTOR_DIR, FILES
+
+    folder = "/".join(DETECTOR_DIR)
+    datas = _datas(run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(tiny_zoo)}))
+    for name in (*FILES.values(), "LICENSE", "mtcnn.provenance.json"):
+        assert (f"{folder}/{name}", folder) in datas
+
+
 def test_spec_entry_is_the_app_main(tmp_path, tiny_zoo):
     calls = run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(tiny_zoo)})
     (script,) = calls["Analysis"]["scripts"]
@@ -110,7 +119,7 @@ def test_spec_without_manifest_warns_and_bundles_no_models(tmp_path, capsys):
     empty = tmp_path / "empty_zoo"
     empty.mkdir()
     datas = run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(empty)})["Analysis"]["datas"]
-    assert not [d for d in datas if d[1].startswith("models_zoo")]
+    assert not [d for d in datas if d[1].startswith("models_zoo") and d[1] != "models_zoo/detectors"]
     assert "WARNING" in capsys.readouterr().err
 
 
@@ -176,6 +185,7 @@ def test_bundle_has_models_cascades_and_sample(dist):
     assert (internal / "models_zoo" / "manifest.json").is_file()
     assert (internal / "haarcascades" / "haarcascade_frontalface_alt2.xml").is_file()
     assert (internal / "app" / "assets" / "sample.jpg").is_file()
+    assert (internal / "models_zoo" / "detectors" / "mtcnn_onet.onnx").is_file()
 
 
 @pytest.mark.slow
@@ -200,6 +210,17 @@ def test_bundle_self_test(dist, tmp_path):
     lines = _self_test([str(EXE)], tmp_path)
     assert re.match(r"^face 1 \(x=\d+,y=\d+,w=\d+,h=\d+\): .* · ensemble \w+ \d+%$", lines[0]), lines
     assert re.match(r"^\d+ faces? in sample\.jpg \(512x512\) with \d+ models", lines[-1]), lines
+
+
+@pytest.mark.slow
+@built
+def test_bundle_self_test_with_the_dnn_detector(dist, tmp_path):
+    """The frozen app runs MTCNN (onnxruntime on the bundled detector files) and finds the sample's face."""
+    lines = _self_test([str(EXE)], tmp_path, "--detector", "mtcnn")
+    assert re.match(r"^face 1 \(x=\d+,y=\d+,w=\d+,h=\d+\): .* · ensemble \w+ \d+%$", lines[0]), lines
+    assert re.match(r"^1 face in sample\.jpg \(512x512\) with \d+ models", lines[-1]), lines
+    source = _found(_self_test([sys.executable, "-m", "app", "--detector", "mtcnn"], REPO))
+    assert len(source) == len(lines) and all(map(_percent_close, _found(lines), source)), (lines, source)
 
 
 def _found(lines: list[str]) -> list[str]:
