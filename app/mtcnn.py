@@ -41,6 +41,7 @@ MIN_FACE_PX = 20
 FACTOR = 0.709
 THRESHOLDS = (0.6, 0.7, 0.7)
 NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+THREADS = max(1, min(2, os.cpu_count() or 1))  # per session: small convolutions, more threads only wait
 BATCH = 512  # R-Net/O-Net crops per run: bounds memory on a crowd photo (512 x 48 x 48 x 3 floats = 14 MB)
 
 Runner = Callable[[np.ndarray], list[np.ndarray]]  # float32 NCHW 0..255 RGB -> the net's outputs (OUTPUTS order)
@@ -68,7 +69,7 @@ def load_runner(name: str, path: Path) -> Runner:
         raise DetectorError(f"{path}: cannot read the MTCNN detector file ({e.strerror or e}); "
                             f"rebuild it with {REBUILD}") from None
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, min(2, os.cpu_count() or 1))  # small convolutions: more threads only wait
+    opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:

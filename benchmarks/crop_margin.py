@@ -9,7 +9,7 @@ app's detector without eye check, and take the detected box relative to the fram
 
 Medians over all images with exactly one detection. Skips (exit 0) when ../shared is absent.
 
-Run: ``python benchmarks/crop_margin.py [--shared ../shared] [--split val] [--n 3000]``.
+Run: ``python benchmarks/crop_margin.py [--shared ../shared] [--split val] [--n 3000] [--detector mtcnn]``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,12 +31,23 @@ DEFAULT_SHARED = ROOT.parent / "shared"
 SIDE = 192
 
 
-def measure(images: np.ndarray) -> dict[str, float]:
+def _boxes(big: np.ndarray, detector: str) -> list[tuple[float, float, float, float]]:
+    if detector == "mtcnn":  # MTCNN's boxes squared as the app squares them, unclipped like the Haar candidates
+        from app import mtcnn
+
+        boxes, _ = mtcnn.detect(big)
+        sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        return [(float(x - s / 2), float(y - s / 2), float(s), float(s)) for x, y, s in zip(cx, cy, sides, strict=True)]
+    return D.candidates(big)
+
+
+def measure(images: np.ndarray, detector: str = "haar") -> dict[str, float]:
     """Detected-box geometry relative to the frame over ``images`` (N, 48, 48) uint8."""
     ratios, dxs, dys = [], [], []
-    for im in images:
+    for im in tqdm(images, desc=f"{detector} on FER2013", unit="img", leave=False):
         big = cv2.resize(im, (SIDE, SIDE), interpolation=cv2.INTER_CUBIC)
-        boxes = D.candidates(big)
+        boxes = _boxes(big, detector)
         if len(boxes) != 1:
             continue
         x, y, w, h = boxes[0]
@@ -59,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--n", type=int, default=3000, help="images to measure (default: %(default)s)")
+    p.add_argument("--detector", choices=D.DETECTORS, default=D.DETECTORS[0],
+                   help="whose boxes to measure (default: %(default)s; mtcnn gives app/crop.py's MTCNN_CROP_SCALE)")
     args = p.parse_args(argv)
     data_dir = args.shared / "data" / "fer2013"
     if not data_dir.is_dir():
@@ -68,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cv2.setNumThreads(1)
     images = load_fer2013(data_dir).split(args.split).images[: args.n]
-    m = measure(images)
-    print(f"FER2013 {args.split}: {m['detected']} of {m['n']} images with exactly one face at {SIDE}x{SIDE}")
+    m = measure(images, args.detector)
+    print(f"{args.detector} on FER2013 {args.split}: {m['detected']} of {m['n']} images with exactly one face at "
+          f"{SIDE}x{SIDE}")
     quartiles = f"{m['ratio_p25']:.3f}-{m['ratio_p75']:.3f}"
     print(f"box side / frame side: median {m['ratio_median']:.3f} (quartiles {quartiles})")
     print(f"frame centre - box centre, in box sides: dx {m['dx_median']:+.3f}, dy {m['dy_median']:+.3f}")
