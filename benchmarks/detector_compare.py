@@ -241,10 +241,11 @@ def part_figures(shared: Path) -> list[str]:
     sample = load_image(SAMPLE)
     two = load_image(shared / "data" / "photos" / "two_people.jpg")
     group = load_image(shared / "data" / "group_photos" / "2008_002079.jpg")
+    family = load_image(shared / "data" / "group_photos" / "2007_007763.jpg")
     examples = {
         "rotated": [rotate(sample, 30), rotate(sample, -30), rotate(two, 20)],
         "covered": [cover_mouths(sample)[0], cover_mouths(two)[0]],
-        "group": [group, two],
+        "group": [group, family],
     }
     FIGURES.mkdir(parents=True, exist_ok=True)
     lines = []
