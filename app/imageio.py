@@ -10,15 +10,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+# HEIC/HEIF (iPhones' default) are decoded by pillow-heif when it is installed (the ``heic`` extra; ~26 MB
+# installed, within the bundle's budget); AVIF by Pillow's own plugin (Pillow >= 11.3 wheels). Both suffixes
+# are always listed so that a build without the decoder says how to convert instead of skipping silently.
+HEIF_SUFFIXES: frozenset[str] = frozenset({".heic", ".heif", ".hif"})
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
-)
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".avif"}
+) | HEIF_SUFFIXES
 
 # Decompression-bomb guard, checked on the header size before any pixel is decoded. 120 megapixels admits
 # every camera photo up to medium format (a 4000x3000 phone photo is 12 MP, a 100 MP camera 102 MP) while an
@@ -26,7 +31,49 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 MAX_PIXELS = 120_000_000
 
 # The formats named in messages when a file's contents are not an image.
-_FORMATS_HINT = "JPEG, PNG, BMP, TIFF, WebP, GIF, PGM/PPM"
+_FORMATS_HINT = "JPEG, PNG, BMP, TIFF, WebP, GIF, PGM/PPM, HEIC/HEIF, AVIF"
+_CONVERT_HINT = (
+    "convert it to JPEG first (macOS Preview: File > Export; Windows Photos: Save as; Linux: "
+    "heif-convert IN OUT.jpg), or pip install pillow-heif"
+)
+
+
+def _register_optional_decoders() -> dict[str, bool]:
+    """Plug pillow-heif into Pillow where installed; report which optional formats can be decoded."""
+    heif = False
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        heif = True
+    except Exception:  # not installed, or its native library failed to load: HEIC gets the convert hint
+        pass
+    try:
+        from PIL import features
+
+        avif = bool(features.check("avif"))
+    except Exception:
+        avif = False
+    return {"heif": heif, "avif": avif}
+
+
+DECODERS = _register_optional_decoders()
+
+
+def readable_formats() -> list[str]:
+    """The formats this installation reads, for --help and README: the core ones plus the optional ones."""
+    names = ["JPEG", "PNG", "BMP", "TIFF", "WebP", "GIF", "PGM/PPM"]
+    return names + (["HEIC/HEIF"] if DECODERS["heif"] else []) + (["AVIF"] if DECODERS["avif"] else [])
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 class ImageError(ValueError):
@@ -43,6 +90,16 @@ class ImageError(ValueError):
 
 def _fail(path: Path, reason: str) -> ImageError:
     return ImageError(f"{path}: {reason}", path=str(path), reason=reason)
+
+
+def _os_reason(e: OSError) -> str:
+    import errno
+
+    if e.errno == errno.ELOOP:
+        return "symbolic link loop (the link points back at itself)"
+    if e.errno == errno.ENAMETOOLONG:
+        return "path too long for this system"
+    return f"cannot read ({e.strerror or _one_line(e)})"
 
 
 def _one_line(e: BaseException) -> str:
@@ -85,6 +142,21 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def _unidentified(p: Path, f) -> str:  # noqa: ANN001 - an open binary file
+    """Why Pillow knew no format: a HEIC/AVIF file this installation has no decoder for, or not an image."""
+    with contextlib.suppress(OSError):
+        f.seek(0)
+        head = f.read(32)
+        brand = head[8:12] if head[4:8] == b"ftyp" else b""
+        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1") or (
+            not brand and p.suffix.lower() in HEIF_SUFFIXES
+        ):
+            return f"HEIC/HEIF photo, which this installation cannot decode; {_CONVERT_HINT}"
+        if brand in (b"avif", b"avis"):
+            return "AVIF image, which this installation cannot decode; convert it to JPEG or PNG first"
+    return f"not an image file (contents are not {_FORMATS_HINT})"
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read ``path`` as an upright RGB uint8 ``(H, W, 3)`` array; raise :class:`ImageError` with one line.
 
@@ -95,21 +167,29 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise _fail(p, "no such file") from None
+        reason = "broken symbolic link (its target is missing)" if os.path.islink(p) else "no such file"
+        raise _fail(p, reason) from None
     except PermissionError:
         raise _fail(p, "cannot read (permission denied)") from None
     except OSError as e:
-        raise _fail(p, f"cannot read ({e.strerror or _one_line(e)})") from None
-    if p.is_dir():
+        raise _fail(p, _os_reason(e)) from None
+    if stat.S_ISDIR(st.st_mode):
         raise _fail(p, "is a folder, not an image")
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO for reading would block until a writer comes
+        raise _fail(p, f"is {_file_kind(st.st_mode)}, not an image file")
     if st.st_size == 0:
         raise _fail(p, "empty file (0 bytes)")
     try:
-        f = open(p, "rb")  # noqa: SIM115 - closed below; open() separately to tell permission errors apart
+        # O_NONBLOCK: should the name become a FIFO between stat() and open(), open() still returns at once.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except PermissionError:
         raise _fail(p, "cannot read (permission denied)") from None
     except OSError as e:
-        raise _fail(p, f"cannot read ({e.strerror or _one_line(e)})") from None
+        raise _fail(p, _os_reason(e)) from None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise _fail(p, "is not a regular file")
     with f, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -119,7 +199,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             size = f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "too many pixels"
             raise _fail(p, _too_large(size)) from None
         except Image.UnidentifiedImageError:
-            raise _fail(p, f"not an image file (contents are not {_FORMATS_HINT})") from None
+            raise _fail(p, _unidentified(p, f)) from None
         except Exception as e:  # plugins raise SyntaxError, struct.error, EOFError... on broken headers
             raise _fail(p, f"corrupt image header ({_one_line(e)})") from None
         w, h = im.size

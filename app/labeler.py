@@ -72,6 +72,29 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions, imported lazily
+    """ORT options for one model: ``threads`` intra-op threads that sleep, not spin, when a run ends.
+
+    By default ORT's pool threads busy-wait after each run for the next one. With three sessions (each with
+    its own pool) and OpenCV's pool in one process, the spinning threads of one session steal the cores the
+    next session needs. Measured on 2 cores (three sessions, one 48x48 face): the three models together took
+    2.5-2.8x the sum of their times alone at 2 and 4 threads; with spinning off 0.96-1.05x at 1, 2 and 4
+    threads, each model alone no slower (``benchmarks/label_speed.py``, the ensemble rows, keeps measuring it).
+    ORT's global thread pool (``use_per_session_threads=False``) measured the same, but it must be configured
+    once per process before the first session, which a library cannot promise its host (the GUI, tests).
+    Merging the three graphs into one was not tried: with the ratio at ~1.0 there is nothing left for it.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # ORT's warnings go to stderr and would garble the CLI's progress bar
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
 class Labeler:
     """Every model of a zoo, loaded once; thread-safe for concurrent ``label_*`` calls (ORT sessions are)."""
 
@@ -81,10 +104,7 @@ class Labeler:
         self.zoo_dir = Path(zoo_dir) if zoo_dir is not None else default_zoo_dir()
         self.classes, self.models = load_manifest(self.zoo_dir)
         self.threads = threads if threads and threads > 0 else default_threads()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # ORT's warnings go to stderr and would garble the CLI's progress bar
+        opts = session_options(self.threads)
         self._sessions: dict[str, object] = {}
         for m in self.models:
             self._sessions[m.name] = self._load(ort, m, opts)

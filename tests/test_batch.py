@@ -38,8 +38,9 @@ def _tree_hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _run(*args, zoo) -> int:
-    return main([*map(str, args), "--zoo", str(zoo), "--threads", "1"])
+def _run(*args, zoo, workers: int = 1) -> int:
+    """In-process by default (tests patch the per-image step); the worker pool has its own tests."""
+    return main([*map(str, args), "--zoo", str(zoo), "--threads", "1", "--workers", str(workers)])
 
 
 @pytest.fixture
