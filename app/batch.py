@@ -189,19 +189,21 @@ def label_items(
     records: list[dict] = []
     stopped = False
     if workers > 1 and len(todo) > 1:
-        results = ordered_results(todo, workers=min(workers, len(todo)), zoo_dir=labeler.zoo_dir, out_dir=out_dir,
-                                  opts=opts, should_stop=should_stop, threads=threads or 1)
+        results = ordered_results(todo, labeler, workers=min(workers, len(todo)), out_dir=out_dir, opts=opts,
+                                  should_stop=should_stop, threads=threads or 1)
     else:
         results = _in_process(todo, labeler, out_dir, opts, should_stop)
     with OutputWriter(out_dir) as writer:
         try:
             if progress is not None and todo:
                 progress(0, len(todo), todo[0].path.name)
-            for _it, rec, rows, note in results:
-                writer.add(rec, rows)
-                records.append(rec)
+            for it, rec, rows, note in results:
                 if note and log is not None:
                     log(note)
+                if it is None:
+                    continue
+                writer.add(rec, rows)
+                records.append(rec)
                 if progress is not None and len(records) < len(todo):
                     progress(len(records), len(todo), todo[len(records)].path.name)
         except KeyboardInterrupt:

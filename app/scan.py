@@ -68,6 +68,35 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _claim_folders(folder: Path, entries: list[os.DirEntry], seen_dirs: set, skip_dirs: set) -> dict[str, str]:
+    """Which subfolders to walk ("walk"), which lead to a folder already walked ("seen") or to our own
+    output ("own"); real folders are claimed before links, so the real path is the one labelled."""
+    verdicts: dict[str, str] = {}
+    for entry in entries:
+        try:
+            st = os.stat(Path(folder) / entry.name)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if ident in skip_dirs:
+            verdicts[entry.name] = "own"
+        elif ident in seen_dirs:
+            verdicts[entry.name] = "seen"
+        else:
+            seen_dirs.add(ident)
+            verdicts[entry.name] = "walk"
+    return verdicts
+
+
 def scan_inputs(inputs: list[Path], out_dir: Path, recursive: bool) -> Scan:
     """Images under ``inputs`` in a stable order (each folder's files by name, then its subfolders), each once.
 
@@ -125,6 +154,9 @@ def _walk(inp, start, scan, recursive, seen_dirs, skip_dirs, out_id, add) -> Non
         except OSError as e:
             scan.errors.append({"image": str(folder), "reason": _os_reason(e, "list folder")})
             continue
+        # Real folders are claimed before links at the same level, so a link to a sibling is the one reported.
+        claimed = _claim_folders(folder, sorted(entries, key=lambda e: (_is_link(e), e.name)), seen_dirs,
+                                 skip_dirs) if recursive else {}
         in_out_dir = out_id is not None and _identity(folder) == out_id
         subdirs: list[Path] = []
         for entry in entries:
@@ -140,24 +172,18 @@ def _walk(inp, start, scan, recursive, seen_dirs, skip_dirs, out_id, add) -> Non
                     scan.skipped.append({"path": str(path), "reason": "broken symbolic link (its target is missing)"})
                 continue  # else: deleted while we looked
             except OSError as e:
-                where = scan.skipped if e.errno == errno.ELOOP else scan.errors
-                reason = _os_reason(e, "read it")
-                where.append({"path": str(path), "reason": reason} if where is scan.skipped else
-                             {"image": str(path), "reason": reason})
+                if e.errno == errno.ELOOP:  # a link that leads back to itself: not an image, nothing lost
+                    scan.skipped.append({"path": str(path), "reason": _os_reason(e, "read it")})
+                else:
+                    scan.errors.append({"image": str(path), "reason": _os_reason(e, "read it")})
                 continue
             if stat.S_ISDIR(st.st_mode):
-                ident = (st.st_dev, st.st_ino)
-                if ident in skip_dirs:
-                    continue  # our own output folder or its annotated/ copies
-                if not recursive:
-                    continue
-                if ident in seen_dirs:
-                    if linked:
-                        scan.skipped.append({"path": str(path), "reason": "link to a folder already scanned "
-                                             "(a loop, or a second way to the same photos)"})
-                    continue
-                seen_dirs.add(ident)
-                subdirs.append(path)
+                verdict = claimed.get(entry.name)
+                if verdict == "walk":
+                    subdirs.append(path)
+                elif verdict == "seen" and linked:
+                    scan.skipped.append({"path": str(path), "reason": "link to a folder already scanned "
+                                         "(a loop, or a second way to the same photos)"})
                 continue
             if in_out_dir and entry.name in OWN_OUTPUTS:
                 continue

@@ -149,64 +149,137 @@ def _stop_pool(pool: ProcessPoolExecutor, kill: bool) -> None:
             p.kill()
 
 
+@dataclass
+class _Task:
+    item: Item
+    future: Future | None  # None: waiting to be re-run alone after its worker died
+    in_pool: bool
+    retried: bool = False
+    crashed: bool = False  # killed a fresh worker when run alone: reported, not labelled
+
+    def ready(self) -> bool:
+        return self.crashed or (self.future is not None and self.future.done())
+
+
 def ordered_results(
     todo: Iterable[Item],
+    labeler: Labeler,
     *,
     workers: int,
-    zoo_dir: str | os.PathLike,
     out_dir: Path,
     opts: Options,
     should_stop: Callable[[], bool] = lambda: False,
     threads: int = 1,
-) -> Iterator[tuple[Item, dict, list[list[Any]], str | None]]:
-    """``label_one`` over ``todo`` in ``workers`` processes; yields in ``todo``'s order.
+    share: bool = True,
+    work: Callable[[Item, Path, Options], tuple[dict, list[list[Any]], str | None]] | None = None,
+) -> Iterator[tuple[Item | None, dict, list[list[Any]], str | None]]:
+    """``label_one`` over ``todo`` with ``workers`` labellers at once; yields in ``todo``'s order.
 
-    At most ``2 * workers`` images are in flight, so a stop (``should_stop`` true) or a crash wastes little:
-    after a stop no new image starts and the ones in flight are finished and yielded. Breaking out of the
-    loop (or KeyboardInterrupt) kills the workers.
+    Each yield is ``(item, record, rows, line to log or None)``; ``item`` None is only a line to log.
+    ``share`` False leaves all the work to ``workers`` processes; ``work`` replaces what they run (tests).
+
+    One labeller is this process's own ``labeler`` (in a thread: ONNX Runtime, OpenCV and Pillow release the
+    GIL while they work), the others are ``workers - 1`` processes. This process starts labelling at once,
+    while the processes are still loading their models, which is what makes two workers pay off even on a
+    folder that takes a few seconds. At most ``2 * (workers - 1)`` images wait in the processes' queue; after
+    a stop (``should_stop`` true) no new image starts and the ones in flight are finished and yielded.
+    Breaking out of the loop (or KeyboardInterrupt) kills the processes.
     """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    import cv2
+
     items = iter(todo)
-    retry: deque[Item] = deque()  # in flight when a worker died: run again, one at a time
-    solo = 0  # how many of the next images run alone, to find which one kills its worker
-    pending: deque[tuple[Item, Future]] = deque()
+    pending: deque[_Task] = deque()
     ctx = _context()
+    processes = workers - 1 if share else workers
+    queue_limit = 2 * processes
+    work = work or _work
 
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(str(zoo_dir), threads))
+        return ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(str(labeler.zoo_dir), threads))
 
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # this process is one worker among N now
+    here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="label")
     pool = new_pool()
+
+    pool_ok = False  # has a worker ever returned a result? If not, a dying worker says nothing about the file
+    pool_dead = False  # workers die even on their own: label the rest here
+
+    def reap_broken() -> str | None:
+        """A worker died: every image in the processes' queue failed with it. Rebuild the pool and re-run those
+        images alone; an image that kills its worker when alone is the culprit. Returns a line to log."""
+        nonlocal pool, pool_dead
+        broken, note = False, None
+        for t in pending:
+            died = t.in_pool and t.future is not None and t.future.done() and not t.crashed
+            if died and isinstance(t.future.exception(), BrokenProcessPool):
+                broken = True
+                if t.retried and pool_ok:
+                    t.crashed = True
+                elif t.retried:  # workers that never worked: not this file's fault
+                    pool_dead = True
+                    t.future, t.in_pool = None, False
+                else:
+                    t.future = None
+        if broken:
+            _stop_pool(pool, kill=True)
+            if pool_dead:
+                note = "warning: the worker processes cannot start; labelling in this process only"
+            else:
+                pool = new_pool()
+        return note
+
     finished = False
     try:
         while True:
-            limit = 1 if solo else 2 * workers
-            while len(pending) < limit and not should_stop():
-                it = retry.popleft() if retry else next(items, None)
-                if it is None:
-                    break
-                pending.append((it, pool.submit(_work, it, out_dir, opts)))
+            note = reap_broken()
+            if note:
+                yield None, {}, [], note
+            retry = next((t for t in pending if t.future is None), None)
+            if retry is not None and pool_dead:  # run it here, in order, when this thread is free
+                if not any(not t.in_pool and not t.ready() for t in pending if t.future is not None):
+                    retry.future = here.submit(label_one, retry.item, labeler, out_dir, opts)
+            elif retry is not None:
+                if not any(t.in_pool and not t.ready() for t in pending if t.future is not None):
+                    retry.future = pool.submit(work, retry.item, out_dir, opts)
+                    retry.retried = True
+            else:
+                while not should_stop():
+                    busy_here = sum(1 for t in pending if not t.in_pool and not t.ready())
+                    busy_pool = sum(1 for t in pending if t.in_pool and not t.ready())
+                    use_here = not busy_here and (share or pool_dead)
+                    if not use_here and (pool_dead or busy_pool >= queue_limit):
+                        break
+                    it = next(items, None)
+                    if it is None:
+                        break
+                    if use_here:
+                        pending.append(_Task(it, here.submit(label_one, it, labeler, out_dir, opts), in_pool=False))
+                    else:
+                        pending.append(_Task(it, pool.submit(work, it, out_dir, opts), in_pool=True))
             if not pending:
                 break
-            it, fut = pending[0]
-            try:
-                rec, rows, note = fut.result()
-            except BrokenProcessPool:
-                _stop_pool(pool, kill=True)
-                pool = new_pool()
-                if solo and len(pending) == 1:  # it alone killed a fresh worker: that file is the culprit
-                    pending.popleft()
-                    solo -= 1
-                    rec = {"key": key(it.path), "image": str(it.path), "faces": 0, "error": CRASHED}
-                    yield it, rec, [], f"skipped: {shown(it.path)}: {CRASHED}"
-                    continue
-                retry.extendleft(reversed([i for i, _ in pending]))
-                solo = max(solo, len(retry))
-                pending.clear()
+            head = pending[0]
+            if not head.ready():
+                wait([t.future for t in pending if t.future is not None and not t.ready()],
+                     return_when=FIRST_COMPLETED)
                 continue
+            if head.in_pool and not head.crashed and isinstance(head.future.exception(), BrokenProcessPool):
+                continue  # reap_broken() handles it next round
             pending.popleft()
-            if solo:
-                solo -= 1
-            yield it, rec, rows, note
+            if head.crashed:
+                rec = {"key": key(head.item.path), "image": str(head.item.path), "faces": 0, "error": CRASHED}
+                yield head.item, rec, [], f"skipped: {shown(head.item.path)}: {CRASHED}"
+                continue
+            rec, rows, note = head.future.result()
+            pool_ok = pool_ok or head.in_pool
+            yield head.item, rec, rows, note
         finished = True
     finally:
-        _stop_pool(pool, kill=not finished)
+        if not pool_dead:
+            _stop_pool(pool, kill=not finished)
+        here.shutdown(wait=True, cancel_futures=True)  # at most the image in progress here
+        cv2.setNumThreads(cv2_threads)

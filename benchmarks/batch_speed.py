@@ -1,0 +1,160 @@
+"""End-to-end batch speed: ms per photo for ``app.batch``'s labelling loop over a folder, decoding included.
+
+Three folders are generated from a real photo: 40 small one-face portraits (256x256, the sample), and 40
+frames each at 1080p and 240p (``label_speed.frame``). Each is labelled by ``app.batch.label_items`` (the
+loop the CLI and the GUI run: decode, detect, crop, label, write labels.csv and the journal) with one worker
+(in this process) and with ``--workers 2`` (worker processes, their start-up included).
+
+``python -m benchmarks.batch_speed --baseline DIR`` also times another checkout of this repository (e.g. the
+main branch before a change) on the same folders, interleaved round by round with this one, so the machine's
+load hits both alike; it prints both and their ratio. Each timing runs in a fresh subprocess that imports
+the checkout's own ``app``, loads the models, labels one image untimed (lazy loading), then times the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import ROOT, Row, log
+
+N_PHOTOS = 40
+FOLDERS = {"portrait 256x256": (256, 256), "1080p": (1920, 1080), "240p": (426, 240)}
+
+# Runs inside the checkout being timed; prints {"seconds": ..., "photos": ..., "faces": ...}.
+_TIMER = r"""
+import json, sys, time, tempfile
+from pathlib import Path
+from app import batch
+from app.labeler import Labeler
+folder, workers, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+labeler = Labeler(None, threads=threads or None)
+with tempfile.TemporaryDirectory() as out:
+    out = Path(out)
+    scan = batch.scan_inputs([folder], out, False)
+    labeler.label_file(scan.items[0].path)  # lazy cascade loading and first-run allocations, untimed
+    done = batch.prepare_outputs(out, batch.csv_header(labeler.models), False)
+    kw = {"workers": workers} if workers > 1 else {}
+    if kw and "workers" not in batch.label_items.__code__.co_varnames:
+        print(json.dumps({"unsupported": True}))
+        sys.exit(0)
+    t = time.perf_counter()
+    recs, _ = batch.label_items(labeler, scan.items, out, annotate=False, done=done, **kw)
+    seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "photos": len(recs), "faces": sum(r["faces"] for r in recs)}))
+"""
+
+
+def make_folders(root: Path, n: int = N_PHOTOS) -> dict[str, Path]:
+    """The three benchmark folders of ``n`` JPEGs each (quality 90, like a camera's), under ``root``."""
+    from PIL import Image
+
+    from app.imageio import load_image
+    from benchmarks.label_speed import SAMPLE, default_photo, frame
+
+    folders = {}
+    for name, size in FOLDERS.items():
+        src = SAMPLE if size[0] <= 256 else default_photo()
+        rgb = load_image(src)
+        img = frame(rgb, size, upscale=src.resolve() != SAMPLE.resolve() or size[0] <= 256)
+        folder = root / name.split()[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(img).save(folder / f"{i:03d}.jpg", quality=90)
+        folders[name] = folder
+    return folders
+
+
+def time_folder(checkout: Path, folder: Path, workers: int, threads: int = 0) -> dict:
+    """One timing in a fresh subprocess running ``checkout``'s code."""
+    env = dict(os.environ, PYTHONPATH=str(checkout), EMOTIONLENS_ZOO=str(checkout / "models_zoo"))
+    r = subprocess.run([sys.executable, "-c", _TIMER, str(folder), str(workers), str(threads)], cwd=checkout,
+                       env=env, capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{checkout}: timing failed ({tail})")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def measure(checkouts: dict[str, Path], rounds: int, workers: tuple[int, ...] = (1, 2),
+            n: int = N_PHOTOS) -> dict[tuple[str, str, int], list[dict]]:
+    """Interleaved timings: every round times each (folder, workers, checkout) once, in that nesting order."""
+    results: dict[tuple[str, str, int], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = make_folders(Path(tmp), n)
+        for r in range(rounds):
+            for fname, folder in folders.items():
+                for w in workers:
+                    for cname, checkout in checkouts.items():
+                        res = time_folder(checkout, folder, w)
+                        if res.get("unsupported"):
+                            continue  # a baseline without --workers
+                        results.setdefault((cname, fname, w), []).append(res)
+                        log(f"round {r + 1}: {cname} {fname} workers={w}: {1000 * res['seconds'] / res['photos']:.1f}"
+                            f" ms/photo, {res['faces']} faces")
+    return results
+
+
+def _ms(runs: list[dict]) -> float:
+    return 1000 * statistics.median(r["seconds"] / r["photos"] for r in runs)
+
+
+def batch_rows(quick: bool = False) -> list[Row]:
+    """ms per photo with 1 and 2 workers for each folder, and the 2-worker speed-up."""
+    rounds = 1 if quick else 3
+    try:
+        res = measure({"this": ROOT}, rounds)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+        return [Row("batch labelling", None, "ms/photo", "", f"skipped: {' '.join(str(e).split())[:200]}")]
+    rows = []
+    for fname in FOLDERS:
+        one, two = _ms(res[("this", fname, 1)]), _ms(res[("this", fname, 2)])
+        faces = res[("this", fname, 1)][0]["faces"]
+        rows.append(Row(f"batch, {N_PHOTOS} photos {fname}, 1 worker", one, "ms/photo", str(rounds),
+                        f"app.batch loop: decode + detect + label + write; {faces} faces found"))
+        rows.append(Row(f"batch, {N_PHOTOS} photos {fname}, --workers 2", two, "ms/photo", str(rounds),
+                        f"{one / two:.2f}x the 1-worker speed; worker start-up included"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.batch_speed",
+        description="Time app.batch's labelling loop per photo on generated folders (256x256 portraits, 1080p, "
+        "240p), with 1 and 2 workers; with --baseline, also another checkout, interleaved, and the ratios.",
+        epilog="example:\n  nice -n 5 python -m benchmarks.batch_speed --baseline ../main --rounds 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--baseline", type=Path, metavar="DIR", help="another checkout to compare with (its app/ is used)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
+    p.add_argument("--photos", type=int, default=N_PHOTOS, help=f"photos per folder (default {N_PHOTOS})")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time (default 1 2)")
+    args = p.parse_args(argv)
+    checkouts = {"this": ROOT}
+    if args.baseline is not None:
+        checkouts = {"baseline": args.baseline.resolve(), "this": ROOT}
+    res = measure(checkouts, args.rounds, tuple(args.workers), args.photos)
+    print("| folder | workers | " + " | ".join(f"{c} ms/photo" for c in checkouts) + " | faces |"
+          + (" baseline / this |" if args.baseline else ""))
+    print("|---|---|" + "---|" * len(checkouts) + "---|" + ("---|" if args.baseline else ""))
+    for fname in FOLDERS:
+        for w in args.workers:
+            ms = {c: _ms(res[(c, fname, w)]) if (c, fname, w) in res else None for c in checkouts}
+            faces = "/".join(str(res[(c, fname, w)][0]["faces"]) for c in checkouts if (c, fname, w) in res)
+            cells = " | ".join("—" if v is None else f"{v:.1f}" for v in ms.values())
+            line = f"| {fname} | {w} | {cells} | {faces} |"
+            if args.baseline:
+                ratio = ms["baseline"] / ms["this"] if ms.get("baseline") and ms.get("this") else None
+                line += f" {ratio:.2f}x |" if ratio else " — |"
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
