@@ -191,7 +191,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         f.close()
         raise _fail(p, "is not a regular file")
     with f, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore")  # Pillow warns on corrupt EXIF, bombs...: each file gets one clear line
         try:
             im = Image.open(f)
         except Image.DecompressionBombError as e:  # Pillow's own, stricter-than-ours limit fired first

@@ -45,18 +45,58 @@ def test_missing_file_and_folder(tmp_path):
     assert _error(tmp_path).reason == "is a folder, not an image"
 
 
-@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
-def test_unreadable_file(tmp_path, sample_photo):
-    p = tmp_path / "locked.jpg"
-    p.write_bytes(sample_photo.read_bytes())
-    p.chmod(0)
-    try:
-        if os.geteuid() == 0:  # root reads through chmod 000, so there is no error to see
-            assert load_image(p).shape == (512, 512, 3)
-        else:
-            assert "permission denied" in _error(p).reason
-    finally:
-        p.chmod(0o644)
+def test_unreadable_file(sample_photo):
+    """Checked without root's privileges (root reads through chmod 000, which would check nothing)."""
+    from tests.unprivileged import run_unprivileged, skip_unless_possible, world_dir
+
+    skip_unless_possible()
+    with world_dir() as d:
+        p = d / "locked.jpg"
+        p.write_bytes(sample_photo.read_bytes())
+        p.chmod(0)
+        code = ("from app.imageio import ImageError, load_image\n"
+                f"try:\n    load_image({str(p)!r})\nexcept ImageError as e:\n    print(e.reason)")
+        r = run_unprivileged(["-c", code], home=d)
+        assert r.returncode == 0 and r.stdout.strip() == "cannot read (permission denied)", r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs and links")
+def test_fifo_links_and_devices_fail_at_once(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    assert _error(tmp_path / "pipe.jpg").reason == "is a named pipe (FIFO), not an image file"  # never opened
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")
+    assert _error(tmp_path / "loop.jpg").reason.startswith("symbolic link loop")
+    (tmp_path / "gone.jpg").symlink_to("missing.jpg")
+    assert _error(tmp_path / "gone.jpg").reason.startswith("broken symbolic link")
+    assert _error(Path(os.devnull)).reason == "is a device file, not an image file"
+
+
+def test_heic_read_or_explained(tmp_path, sample_photo):
+    """HEIC (iPhones' default) is read with pillow-heif; without it the error says how to convert."""
+    from app import imageio
+
+    fake = tmp_path / "IMG_0001.HEIC"
+    fake.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+    with open(fake, "rb") as f:
+        assert imageio._unidentified(fake, f).startswith("HEIC/HEIF photo, which this installation cannot decode")
+    assert ".heic" in IMAGE_SUFFIXES and ".avif" in IMAGE_SUFFIXES
+    if not imageio.DECODERS["heif"]:
+        assert "convert it to JPEG" in _error(fake).reason
+        return
+    import pillow_heif
+
+    real = tmp_path / "portrait.heic"
+    pillow_heif.from_pillow(Image.open(sample_photo).convert("RGB")).save(real, quality=90)
+    a = load_image(real)
+    assert a.shape == (512, 512, 3) and abs(float(a.mean()) - float(load_image(sample_photo).mean())) < 4
+    assert "HEIC/HEIF" in imageio.readable_formats()
+
+
+@pytest.mark.skipif(not __import__("app.imageio").imageio.DECODERS["avif"], reason="this Pillow has no AVIF")
+def test_avif_read(tmp_path, sample_photo):
+    p = tmp_path / "portrait.avif"
+    Image.open(sample_photo).convert("RGB").save(p, quality=90)
+    assert load_image(p).shape == (512, 512, 3)
 
 
 def test_decompression_bomb_is_refused_with_size(bad_images, tmp_path):

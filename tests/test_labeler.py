@@ -313,3 +313,29 @@ def test_save_image_atomic_and_by_suffix(tmp_path):
     with pytest.raises(ValueError, match="suffix"):
         save_image(rgb, tmp_path / "e.xyz")
     assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_shipped_zoo_obeys_the_onnx_contract(sample_photo):
+    """Always runs (no ../shared needed): the models_zoo/ in the repo loads under Labeler's contract checks
+    (input 'input' [N,1,H,W] float32, output 'logits' [N,7] on a batch of 2) and labels a real face."""
+    zoo = Path(__file__).resolve().parents[1] / "models_zoo"
+    labeler = Labeler(zoo, threads=1)
+    assert [m.name for m in labeler.models] == ["cnn", "ff", "resnet18"]
+    for m in labeler.models:
+        assert m.file.parent == zoo and m.metrics.get("public_test_accuracy", 0) > 0.5
+    result = labeler.label_file(sample_photo)
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    for p in [*face.predictions.values(), face.ensemble]:
+        assert p.probs.shape == (7,) and abs(float(p.probs.sum()) - 1) < 1e-4 and p.label in EMOTIONS
+
+
+def test_sessions_sleep_instead_of_spinning(labeler):
+    """Spinning pool threads of three sessions fight over the cores (2.5x the models' own cost on 2 cores)."""
+    from app.labeler import session_options
+
+    opts = session_options(2)
+    assert opts.intra_op_num_threads == 2
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    for sess in labeler._sessions.values():
+        assert sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
