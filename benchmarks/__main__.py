@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Row, log, machine_line, markdown_table
 
-PARTS = ("train", "label", "startup", "bundle")
+PARTS = ("train", "label", "engine", "startup", "bundle")
 README_BLOCK = "bench"
 
 
@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Measure training images/s per model, labelling ms per face (each model and the ensemble), "
-        "detection + labelling ms per photo at 240p/720p/1080p, app start-up and the bundle size on this "
+        "detection + labelling ms per photo at 240p/720p/1080p, the ensemble's cost over its models' and "
+        "app.batch's ms per photo with 1 and 2 workers (engine), app start-up and the bundle size on this "
         "machine, and print them as a Markdown table of medians over repeated runs.",
         epilog="examples:\n"
         "  OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks --threads 1\n"
@@ -65,6 +66,11 @@ def run(args: argparse.Namespace) -> list[Row]:
         from benchmarks.label_speed import label_rows
 
         rows += label_rows(args.zoo, threads=args.threads, quick=args.quick, photo=args.photo)
+    if "engine" in parts:  # the ensemble's cost ratios and end-to-end batch speed (issue 14)
+        from benchmarks.batch_speed import batch_rows
+        from benchmarks.label_speed import ensemble_cost_rows
+
+        rows += ensemble_cost_rows(args.zoo, quick=args.quick) + batch_rows(quick=args.quick)
     if "startup" in parts:
         from benchmarks.startup import startup_rows
 

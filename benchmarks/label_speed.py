@@ -89,6 +89,59 @@ def face_rows(labeler, quick: bool = False) -> list[Row]:  # noqa: ANN001 - app.
     return rows
 
 
+def _interleaved_medians(fns: dict[str, object], repeats: int) -> dict[str, float]:
+    """Median seconds of each ``fn()``, the functions called in turn within each repeat, so a burst of load
+    from elsewhere on the machine hits all of them alike and their ratios stay meaningful."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(3):
+        for fn in fns.values():
+            fn()
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def ensemble_cost_rows(zoo: str | os.PathLike | None = None, quick: bool = False,
+                       threads: tuple[int, ...] = (1, 2, 4)) -> list[Row]:
+    """The ensemble's cost as a multiple of its parts: ensemble ÷ (sum of each model alone), and flip TTA ÷
+    the single pass, per face, for a batch of 1 and of 8, at 1, 2 and 4 ONNX Runtime threads.
+
+    ONNX Runtime sessions that spin between runs made this 2.5x on 2 cores (issue 14); the target is at most
+    1.25x for the ensemble and 2.2x for TTA."""
+    from app.labeler import Labeler
+
+    repeats = 40 if quick else 200
+    one = _face_crop()[None]
+    eight = np.repeat(one, 8, axis=0)
+    rows = []
+    for n in threads:
+        labeler = Labeler(zoo, threads=n)
+        singles = {}
+        for m in labeler.models:
+            single = copy.copy(labeler)  # shares the loaded sessions; classify() then runs this model only
+            single.models = [m]
+            singles[m.name] = single
+        notes, ratios = [], {}
+        for batch, x in (("1", one), ("8", eight)):
+            fns = {name: (lambda s=s, x=x: s.classify(x)) for name, s in singles.items()}
+            fns["ensemble"] = lambda x=x, lab=labeler: lab.classify(x)
+            fns["tta"] = lambda x=x, lab=labeler: lab.classify(x, tta=True)
+            med = _interleaved_medians(fns, repeats if batch == "1" else max(10, repeats // 4))
+            parts = sum(med[m.name] for m in labeler.models)
+            ratios[batch] = (med["ensemble"] / parts, med["tta"] / med["ensemble"])
+            notes.append(f"batch of {batch}: parts {1000 * parts / len(x):.2f} ms/face, ensemble "
+                         f"{1000 * med['ensemble'] / len(x):.2f}, flip TTA {1000 * med['tta'] / len(x):.2f}")
+        what = f"{n} thread{'s' if n != 1 else ''}"
+        rows.append(Row(f"ensemble ÷ sum of its models alone, {what}", ratios["1"][0], "x", str(repeats),
+                        f"target <= 1.25; batch of 8: {ratios['8'][0]:.2f}x; " + "; ".join(notes)))
+        rows.append(Row(f"flip TTA ÷ single pass, {what}", ratios["1"][1], "x", str(repeats),
+                        f"target <= 2.2; batch of 8: {ratios['8'][1]:.2f}x"))
+    return rows
+
+
 def photo_rows(labeler, photo: Path | None = None, quick: bool = False) -> list[Row]:  # noqa: ANN001
     """Median ms per photo for detection + crops + labelling (``Labeler.label_image``, eye check on)."""
     from app.imageio import load_image
