@@ -186,3 +186,34 @@ def test_workers_zero_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["x.jpg", "--out", "o", "--workers", "0"])
     assert e.value.code == 2 and "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_ctrl_c_with_workers_saves_then_resume(tmp_path, sample_photo, tiny_zoo):
+    """A real SIGINT to the whole process group, as a terminal sends it: exit 130, what was done is saved."""
+    src = tmp_path / "in"
+    src.mkdir()
+    small = Image.open(sample_photo).convert("RGB").resize((256, 256))
+    n_images = 24
+    for i in range(n_images):
+        small.save(src / f"{i:02d}.jpg", quality=90)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "app.batch", str(src), "--out", str(out), "--zoo", str(tiny_zoo), "--workers", "2"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    progress = out / journal.JOURNAL
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if progress.is_file() and progress.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-800:]
+    assert "Traceback" not in stderr and "--resume" in stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["interrupted"] is True and 2 <= s["done"] < n_images and s["workers"] == 2
+    assert len(journal.read_rows(out / "labels.csv")) - 1 == s["done"]
+    assert _run(src, "--out", out, "--resume", zoo=tiny_zoo, n=2) == 0
+    names = [Path(r[0]).name for r in journal.read_rows(out / "labels.csv")[1:]]
+    assert names == [f"{i:02d}.jpg" for i in range(n_images)]
