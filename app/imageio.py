@@ -66,14 +66,15 @@ def readable_formats() -> list[str]:
     return names + (["HEIC/HEIF"] if DECODERS["heif"] else []) + (["AVIF"] if DECODERS["avif"] else [])
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file or folder is, for messages: FIFOs must never be opened."""
     if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
+        return "named pipe (FIFO)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
+        return "device file"
     if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+        return "socket"
+    return "special file"
 
 
 class ImageError(ValueError):
@@ -92,14 +93,17 @@ def _fail(path: Path, reason: str) -> ImageError:
     return ImageError(f"{path}: {reason}", path=str(path), reason=reason)
 
 
-def _os_reason(e: OSError) -> str:
+def os_reason(e: OSError, what: str = "read") -> str:
+    """One line for an OSError met while trying to ``what`` a path (shared with the folder walk)."""
     import errno
 
+    if isinstance(e, PermissionError):
+        return f"cannot {what} (permission denied)"
     if e.errno == errno.ELOOP:
         return "symbolic link loop (the link points back at itself)"
     if e.errno == errno.ENAMETOOLONG:
-        return "path too long for this system"
-    return f"cannot read ({e.strerror or _one_line(e)})"
+        return f"cannot {what}: path too long for this system"
+    return f"cannot {what} ({e.strerror or _one_line(e)})"
 
 
 def _one_line(e: BaseException) -> str:
@@ -172,11 +176,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except PermissionError:
         raise _fail(p, "cannot read (permission denied)") from None
     except OSError as e:
-        raise _fail(p, _os_reason(e)) from None
+        raise _fail(p, os_reason(e)) from None
     if stat.S_ISDIR(st.st_mode):
         raise _fail(p, "is a folder, not an image")
     if not stat.S_ISREG(st.st_mode):  # opening a FIFO for reading would block until a writer comes
-        raise _fail(p, f"is {_file_kind(st.st_mode)}, not an image file")
+        raise _fail(p, f"is a {file_kind(st.st_mode)}, not an image file")
     if st.st_size == 0:
         raise _fail(p, "empty file (0 bytes)")
     try:
@@ -185,7 +189,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except PermissionError:
         raise _fail(p, "cannot read (permission denied)") from None
     except OSError as e:
-        raise _fail(p, _os_reason(e)) from None
+        raise _fail(p, os_reason(e)) from None
     f = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         f.close()

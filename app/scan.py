@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.imageio import IMAGE_SUFFIXES
+from app.imageio import IMAGE_SUFFIXES, file_kind, os_reason
 
 # Names inside the output folder that the batch writes itself (never inputs).
 OWN_OUTPUTS = ("labels.csv", "summary.json")
@@ -38,26 +38,6 @@ class Scan:
     items: list[Item] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  # not images: {path, reason}
     errors: list[dict[str, str]] = field(default_factory=list)  # could not be read: {image, reason}
-
-
-def _os_reason(e: OSError, what: str) -> str:
-    if isinstance(e, PermissionError):
-        return f"cannot {what} (permission denied)"
-    if e.errno == errno.ELOOP:
-        return "symbolic link loop (the link points back at itself)"
-    if e.errno == errno.ENAMETOOLONG:
-        return f"cannot {what}: path too long for this system"
-    return f"cannot {what} ({e.strerror or e})"
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device file"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -152,7 +132,7 @@ def _walk(inp, start, scan, recursive, seen_dirs, skip_dirs, out_id, add) -> Non
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            scan.errors.append({"image": str(folder), "reason": _os_reason(e, "list folder")})
+            scan.errors.append({"image": str(folder), "reason": os_reason(e, "list folder")})
             continue
         # Real folders are claimed before links at the same level, so a link to a sibling is the one reported.
         claimed = _claim_folders(folder, sorted(entries, key=lambda e: (_is_link(e), e.name)), seen_dirs,
@@ -173,9 +153,9 @@ def _walk(inp, start, scan, recursive, seen_dirs, skip_dirs, out_id, add) -> Non
                 continue  # else: deleted while we looked
             except OSError as e:
                 if e.errno == errno.ELOOP:  # a link that leads back to itself: not an image, nothing lost
-                    scan.skipped.append({"path": str(path), "reason": _os_reason(e, "read it")})
+                    scan.skipped.append({"path": str(path), "reason": os_reason(e)})
                 else:
-                    scan.errors.append({"image": str(path), "reason": _os_reason(e, "read it")})
+                    scan.errors.append({"image": str(path), "reason": os_reason(e)})
                 continue
             if stat.S_ISDIR(st.st_mode):
                 verdict = claimed.get(entry.name)
@@ -188,7 +168,7 @@ def _walk(inp, start, scan, recursive, seen_dirs, skip_dirs, out_id, add) -> Non
             if in_out_dir and entry.name in OWN_OUTPUTS:
                 continue
             if not stat.S_ISREG(st.st_mode):
-                scan.skipped.append({"path": str(path), "reason": f"{_kind(st.st_mode)}, not an image"})
+                scan.skipped.append({"path": str(path), "reason": f"{file_kind(st.st_mode)}, not an image"})
                 continue
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 add(path, path.relative_to(inp), inp.name or "input", (st.st_dev, st.st_ino), linked)

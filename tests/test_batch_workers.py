@@ -54,30 +54,35 @@ def test_labels_identical_whatever_the_number_of_workers(tmp_path, sample_photo,
             p.name for p in (outs[1] / "annotated").iterdir())
 
 
-def test_kill_9_mid_batch_then_resume_labels_every_image_once(tmp_path, sample_photo, tiny_zoo):
+def _start_batch(tmp_path: Path, sample_photo: Path, zoo: Path, n_images: int, wait_for: int, **popen):
+    """A real ``python -m app.batch --workers 2`` in its own process group over ``n_images`` portraits, returned
+    once ``wait_for`` images are journalled (mid-batch). Returns (process, input folder, output folder)."""
     src = tmp_path / "in"
     src.mkdir()
     small = Image.open(sample_photo).convert("RGB").resize((256, 256))
-    n_images = 24
     for i in range(n_images):
         small.save(src / f"{i:02d}.jpg", quality=90)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "app.batch", str(src), "--out", str(out), "--zoo", str(tiny_zoo), "--workers", "2"]
+    cmd = [sys.executable, "-m", "app.batch", str(src), "--out", str(out), "--zoo", str(zoo), "--workers", "2"]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, **popen)
     progress = out / journal.JOURNAL
     deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if progress.is_file() and progress.read_bytes().count(b"\n") >= 3:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, f"finished before the kill: {proc.stderr.read().decode()[-500:]}"
-        os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, mid-write or not
-    finally:
-        proc.wait(30)
-        proc.stderr.close()
+    while time.monotonic() < deadline and proc.poll() is None:
+        if progress.is_file() and progress.read_bytes().count(b"\n") >= wait_for:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    return proc, src, out
+
+
+def test_kill_9_mid_batch_then_resume_labels_every_image_once(tmp_path, sample_photo, tiny_zoo):
+    n_images = 24
+    proc, src, out = _start_batch(tmp_path, sample_photo, tiny_zoo, n_images, wait_for=3,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, mid-write or not
+    proc.wait(30)
+    progress = out / journal.JOURNAL
     assert proc.returncode == -signal.SIGKILL
     done_before = journal.read_journal(progress)
     assert 3 <= len(done_before) < n_images
@@ -190,23 +195,9 @@ def test_workers_zero_is_a_usage_error(capsys):
 
 def test_ctrl_c_with_workers_saves_then_resume(tmp_path, sample_photo, tiny_zoo):
     """A real SIGINT to the whole process group, as a terminal sends it: exit 130, what was done is saved."""
-    src = tmp_path / "in"
-    src.mkdir()
-    small = Image.open(sample_photo).convert("RGB").resize((256, 256))
     n_images = 24
-    for i in range(n_images):
-        small.save(src / f"{i:02d}.jpg", quality=90)
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "app.batch", str(src), "--out", str(out), "--zoo", str(tiny_zoo), "--workers", "2"]
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    progress = out / journal.JOURNAL
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        if progress.is_file() and progress.read_bytes().count(b"\n") >= 2:
-            break
-        time.sleep(0.02)
+    proc, src, out = _start_batch(tmp_path, sample_photo, tiny_zoo, n_images, wait_for=2,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-800:]
