@@ -89,18 +89,20 @@ def face_rows(labeler, quick: bool = False) -> list[Row]:  # noqa: ANN001 - app.
     return rows
 
 
-def _interleaved_medians(fns: dict[str, object], repeats: int) -> dict[str, float]:
-    """Median seconds of each ``fn()``, the functions called in turn within each repeat, so a burst of load
-    from elsewhere on the machine hits all of them alike and their ratios stay meaningful."""
+def _block_medians(fns: dict[str, object], repeats: int, block: int = 10) -> dict[str, float]:
+    """Median seconds of each ``fn()``, measured in rounds of short blocks (``block`` calls of one function,
+    the first two untimed, then the next function), so a burst of load from elsewhere on the machine hits
+    all of them alike and their ratios stay meaningful. Blocks, not alternate calls: a model's "own" time
+    is its time run by itself, as a user running one model pays it, not right after another session whose
+    threads may still be busy."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(3):
-        for fn in fns.values():
-            fn()
-    for _ in range(repeats):
+    while min(len(v) for v in times.values()) < repeats:
         for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
+            for i in range(block + 2):
+                t = time.perf_counter()
+                fn()
+                if i >= 2:
+                    times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -129,7 +131,7 @@ def ensemble_cost_rows(zoo: str | os.PathLike | None = None, quick: bool = False
             fns = {name: (lambda s=s, x=x: s.classify(x)) for name, s in singles.items()}
             fns["ensemble"] = lambda x=x, lab=labeler: lab.classify(x)
             fns["tta"] = lambda x=x, lab=labeler: lab.classify(x, tta=True)
-            med = _interleaved_medians(fns, repeats if batch == "1" else max(10, repeats // 4))
+            med = _block_medians(fns, repeats if batch == "1" else max(10, repeats // 4))
             parts = sum(med[m.name] for m in labeler.models)
             ratios[batch] = (med["ensemble"] / parts, med["tta"] / med["ensemble"])
             notes.append(f"batch of {batch}: parts {1000 * parts / len(x):.2f} ms/face, ensemble "
