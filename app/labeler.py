@@ -77,12 +77,15 @@ def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions,
 
     By default ORT's pool threads busy-wait after each run for the next one. With three sessions (each with
     its own pool) and OpenCV's pool in one process, the spinning threads of one session steal the cores the
-    next session needs. Measured on 2 cores (three sessions, one 48x48 face): the three models together took
-    2.5-2.8x the sum of their times alone at 2 and 4 threads; with spinning off 0.96-1.05x at 1, 2 and 4
-    threads, each model alone no slower (``benchmarks/label_speed.py``, the ensemble rows, keeps measuring it).
-    ORT's global thread pool (``use_per_session_threads=False``) measured the same, but it must be configured
-    once per process before the first session, which a library cannot promise its host (the GUI, tests).
-    Merging the three graphs into one was not tried: with the ratio at ~1.0 there is nothing left for it.
+    next session needs. Measured on 2 cores with ``benchmarks/label_speed.py``'s ensemble rows (each model
+    timed by itself, then the ensemble), spinning against sleeping in alternate runs: the ensemble cost
+    1.6-1.8x the sum of its models alone per face (1.8-2.0x in batches of 8) at 2 and 4 threads with
+    spinning, 0.98-1.16x (0.6-0.95x) without, and the ensemble itself became 5-20x faster per face.
+    The price, in a one-off comparison on a quiet moment: a model run on its own, back to back, was up to ~10%
+    slower without spinning (ResNet18 at 2 threads: 5.2 against 4.8 ms). ORT's global thread pool
+    (``use_per_session_threads=False``, with spinning off) measured about the same as this, but must be
+    configured once per process before the first session, which a library cannot promise its host (the
+    GUI, tests). Merging the three graphs into one was not tried: at ~1.0x there is nothing left for it.
     """
     import onnxruntime as ort
 
