@@ -131,6 +131,11 @@ def _work(it: Item, out_dir: Path, opts: Options) -> tuple[dict, list[list[Any]]
     return label_one(it, _worker_labeler, out_dir, opts)
 
 
+def _ready() -> bool:
+    """A no-op task: its result says a worker has started and loaded its models."""
+    return True
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """``forkserver`` where it exists (Linux): workers fork from a server that imported the heavy modules
     once, without inheriting the parent's threads; ``spawn`` elsewhere (Windows, macOS, frozen builds)."""
@@ -179,10 +184,12 @@ def ordered_results(
     ``share`` False leaves all the work to ``workers`` processes; ``work`` replaces what they run (tests).
 
     One labeller is this process's own ``labeler`` (in a thread: ONNX Runtime, OpenCV and Pillow release the
-    GIL while they work), the others are ``workers - 1`` processes. This process starts labelling at once,
-    while the processes are still loading their models, which is what makes two workers pay off even on a
-    folder that takes a few seconds. At most ``2 * (workers - 1)`` images wait in the processes' queue; after
-    a stop (``should_stop`` true) no new image starts and the ones in flight are finished and yielded.
+    GIL while they work), the others are ``workers - 1`` processes. This process starts labelling at once and
+    the processes get images only once one of them has started and loaded its models (a no-op task tells),
+    so no image waits behind their start-up: that is what makes two workers pay off even on a folder that
+    takes a few seconds, and costs nothing on a folder of one or two photos. At most ``2 * (workers - 1)``
+    images wait in the processes' queue; after a stop (``should_stop`` true) no new image starts and the
+    ones in flight are finished and yielded.
     Breaking out of the loop (or KeyboardInterrupt) kills the processes.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -204,6 +211,7 @@ def ordered_results(
     cv2.setNumThreads(1)  # this process is one worker among N now
     here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="label")
     pool = new_pool()
+    warm: Future | None = pool.submit(_ready) if share else None  # None: send images to the pool now
 
     pool_ok = False  # has a worker ever returned a result? If not, a dying worker says nothing about the file
     pool_dead = False  # workers die even on their own: label the rest here
@@ -211,8 +219,12 @@ def ordered_results(
     def reap_broken() -> str | None:
         """A worker died: every image in the processes' queue failed with it. Rebuild the pool and re-run those
         images alone; an image that kills its worker when alone is the culprit. Returns a line to log."""
-        nonlocal pool, pool_dead
+        nonlocal pool, pool_dead, warm
         broken, note = False, None
+        if warm is not None and warm.done():
+            if warm.exception() is not None:  # not one worker could start: not any file's fault
+                pool_dead = broken = True
+            warm = None
         for t in pending:
             died = t.in_pool and t.future is not None and t.future.done() and not t.crashed
             if died and isinstance(t.future.exception(), BrokenProcessPool):
@@ -251,7 +263,7 @@ def ordered_results(
                     busy_here = sum(1 for t in pending if not t.in_pool and not t.ready())
                     busy_pool = sum(1 for t in pending if t.in_pool and not t.ready())
                     use_here = not busy_here and (share or pool_dead)
-                    if not use_here and (pool_dead or busy_pool >= queue_limit):
+                    if not use_here and (pool_dead or warm is not None or busy_pool >= queue_limit):
                         break
                     it = next(items, None)
                     if it is None:
@@ -264,8 +276,8 @@ def ordered_results(
                 break
             head = pending[0]
             if not head.ready():
-                wait([t.future for t in pending if t.future is not None and not t.ready()],
-                     return_when=FIRST_COMPLETED)
+                waiting = [t.future for t in pending if t.future is not None and not t.ready()]
+                wait(waiting + ([warm] if warm is not None else []), return_when=FIRST_COMPLETED)
                 continue
             if head.in_pool and not head.crashed and isinstance(head.future.exception(), BrokenProcessPool):
                 continue  # reap_broken() handles it next round
