@@ -83,10 +83,9 @@ def load_runner(name: str, path: Path) -> Runner:
     except OSError as e:
         raise DetectorError(f"{path}: cannot read the MTCNN detector file ({e.strerror or e}); "
                             f"rebuild it with {REBUILD}") from None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = THREADS
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    from app.labeler import session_options  # threads that sleep between runs, like the labelling sessions'
+
+    opts = session_options(THREADS)
     try:
         sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:
