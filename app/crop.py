@@ -7,6 +7,10 @@ frame side (quartiles 0.859-0.953) and the box is centred in the frame (median o
 dy +0.006 box sides). Inverting: the crop is a square **1.09x** the box side (a 4.5% margin on each side),
 centred on the box. That is forehead to chin, like FER2013; a wider crop (the common 1.2-1.4) would shrink
 the face inside the 48x48 input below what the models were trained on.
+
+A box that carries two eye landmarks (``Box.landmarks``) is cropped aligned instead (``app/align.py``): the
+eyes level and placed where FER2013 has them, which is what a tilted face needs; ``align=False`` keeps the
+box crop (``benchmarks/align_gain.py`` measures both).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from app.align import align_face
 from app.detect import Box, to_gray
 
 CROP_SCALE = 1.09
@@ -35,14 +40,17 @@ def crop_face(
     box: Box | tuple[int, int, int, int],
     size: tuple[int, int] = (48, 48),
     scale: float = CROP_SCALE,
+    align: bool = True,
 ) -> np.ndarray:
     """``size`` (H, W) uint8 grayscale crop of ``box`` with the FER2013 margin; edge-replicated past the frame.
 
     Detector boxes are square; a non-square box is one clipped by the frame edge, so the square is restored
     on the side where the frame cut it, keeping the face where FER2013 would have it rather than re-centring
-    on the visible half.
+    on the visible half. With ``align`` and two eye landmarks on the box, the crop is aligned on the eyes.
     """
     gray = to_gray(gray_or_rgb)
+    if align and isinstance(box, Box) and len(box.landmarks) >= 2 and box.w > 0 and box.h > 0:
+        return align_face(gray, box.landmarks[0], box.landmarks[1], size)
     H, W = gray.shape[:2]
     x, y, w, h = (box.x, box.y, box.w, box.h) if isinstance(box, Box) else (int(v) for v in box)
     if w <= 0 or h <= 0:

@@ -1,0 +1,122 @@
+"""Small faces in large photos: recall and time of the Haar detector on a 24-face collage tiled 3x3.
+
+``bald_guys.jpg`` (1986x1545, ../shared/data/group_photos) holds 24 faces that the detector finds in the
+photo as it is. Tiled 3x3 with numpy (5958x4635) every face keeps its pixel size but shrinks to 2-6% of the
+long side, which is a class or team photo from a current camera. Truth: the 24 boxes found on the original,
+repeated on each tile; a found box counts when its IoU with a truth box is at least 0.4. Compared, in one
+run: the 640 px working copy alone (the detector up to this change) and the current ``detect_faces``
+(which adds a small-face pass above ``LARGE_PHOTO``), each with the eye check on, median of ``--runs``.
+
+Then the smallest face found at each photo size: the sample portrait scaled so that its face is ``k`` times
+the size the rule in ``app/detect.py`` predicts (``max(20 px, 3%)`` of the long side up to LARGE_PHOTO,
+``max(20 px, 1%)`` above) and pasted into a flat frame; found at k=1.2 and not at k=0.7 confirms the rule.
+
+Skips (exit 0) when ../shared is absent.
+
+Run: ``python benchmarks/large_photos.py [--shared ../shared] [--runs 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app import detect as D  # noqa: E402
+from app.imageio import load_image  # noqa: E402
+
+DEFAULT_SHARED = ROOT.parent / "shared"
+SIZES = ((640, 480), (1280, 960), (1920, 1080), (2500, 1875), (4000, 3000), (6000, 4000))
+SAMPLE_FACE = 101 / 512  # the sample portrait's face box side / image side (tests/test_detect.py)
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def recall(found: list[tuple[int, int, int, int]], truth: list[tuple[int, int, int, int]]) -> tuple[int, int]:
+    """(truth boxes matched at IoU >= 0.4, found boxes matching none)."""
+    hit = sum(any(iou(t, f) >= 0.4 for f in found) for t in truth)
+    false = sum(all(iou(t, f) < 0.4 for t in truth) for f in found)
+    return hit, false
+
+
+def first_pass_only(gray: np.ndarray) -> list[D.Box]:
+    """The detector as it was before the small-face pass: 640 px working copy, then the eye check."""
+    saved = D.LARGE_PHOTO
+    D.LARGE_PHOTO = 10**9
+    try:
+        return D.detect_faces(gray)
+    finally:
+        D.LARGE_PHOTO = saved
+
+
+def predicted_min_face(long_side: int) -> float:
+    frac = D.SMALL_FACE if long_side > D.LARGE_PHOTO else D.MIN_SIZE / D.WORK_SIZE
+    return max(D.MIN_SIZE, frac * long_side)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                epilog="example: python benchmarks/large_photos.py --runs 3")
+    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs per detector (default: %(default)s)")
+    args = p.parse_args(argv)
+    src = args.shared / "data" / "group_photos" / "bald_guys.jpg"
+    if not src.is_file():
+        print(f"skipped: {src} not found (needs ../shared)")
+        return 0
+    gray = D.to_gray(load_image(src))
+    h, w = gray.shape
+    one = [(b.x, b.y, b.w, b.h) for b in D.detect_faces(gray)]
+    tiled = np.tile(gray, (3, 3))
+    truth = [(x + i * w, y + j * h, bw, bh) for i in range(3) for j in range(3) for x, y, bw, bh in one]
+    lo, hi = min(b[2] for b in one), max(b[2] for b in one)
+    print(f"bald_guys.jpg {w}x{h}: {len(one)} faces, {lo}-{hi} px; tiled 3x3: {tiled.shape[1]}x{tiled.shape[0]}, "
+          f"{len(truth)} faces ({100 * lo / max(tiled.shape):.1f}-{100 * hi / max(tiled.shape):.1f}% of the long side)")
+    print("| detector | faces found (IoU >= 0.4) | recall | false boxes | s per photo (median) |")
+    print("|---|---|---|---|---|")
+    arms = {"640 px working copy only (before)": first_pass_only, "detect_faces (now)": D.detect_faces}
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    results = {}
+    for _ in range(args.runs):  # interleaved, so the shared machine's load hits both alike
+        for name, fn in arms.items():
+            t = time.perf_counter()
+            results[name] = fn(tiled)
+            times[name].append(time.perf_counter() - t)
+    for name, boxes in results.items():
+        hit, false = recall([(b.x, b.y, b.w, b.h) for b in boxes], truth)
+        print(f"| {name} | {hit} of {len(truth)} | {100 * hit / len(truth):.0f}% | {false} | "
+              f"{statistics.median(times[name]):.2f} |")
+    print()
+    print("| photo size | smallest face found (rule) | face at 0.7x found | face at 1.2x found |")
+    print("|---|---|---|---|")
+    sample = D.to_gray(load_image(ROOT / "app" / "assets" / "sample.jpg"))
+    for fw, fh in SIZES:
+        m = predicted_min_face(fw)
+        row = []
+        for k in (0.7, 1.2):
+            side = max(8, round(k * m / SAMPLE_FACE))
+            frame = np.full((fh, fw), 120, np.uint8)
+            face = cv2.resize(sample, (side, side), interpolation=cv2.INTER_AREA if side < 512 else cv2.INTER_CUBIC)
+            y0, x0 = max(0, (fh - side) // 2), max(0, (fw - side) // 2)
+            crop = face[: fh - y0, : fw - x0]
+            frame[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+            row.append("yes" if D.detect_faces(frame) else "no")
+        print(f"| {fw}x{fh} | {m:.0f} px ({100 * m / fw:.1f}% of the long side) | {row[0]} | {row[1]} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
