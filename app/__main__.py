@@ -40,9 +40,10 @@ def sample_photo_path() -> Path:
 
 
 def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | None = None,
-              eye_check: bool = True, tta: bool = False) -> int:
+              eye_check: bool = True, tta: bool = False, detector: str | None = None) -> int:
     """Load all models, label the sample (or ``image``), print a line per face; exit 0 iff a face is found."""
     t0 = time.perf_counter()
+    from app.detect import DETECTORS
     from app.imageio import ImageError
     from app.labeler import Labeler
     from app.zoo import ZooError
@@ -55,8 +56,8 @@ def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike
     t_load = time.perf_counter() - t0
     path = Path(image) if image is not None else sample_photo_path()
     try:
-        result = labeler.label_file(path, eye_check=eye_check, tta=tta)
-    except ImageError as e:
+        result = labeler.label_file(path, eye_check=eye_check, tta=tta, detector=detector or DETECTORS[0])
+    except (ImageError, RuntimeError) as e:  # RuntimeError: a missing or corrupt detector file
         print(f"emotionlens: self-test failed: {_one_line(e)}", file=sys.stderr)
         return 1
     if not result.faces:
@@ -69,7 +70,8 @@ def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike
     total = time.perf_counter() - t0
     print(
         f"{n} face{'s' if n != 1 else ''} in {path.name} ({w}x{h}) with {len(labeler.models)} models"
-        f"{' (flip TTA)' if tta else ''}: "
+        f"{' (flip TTA)' if tta else ''}"
+        f"{f', detector {detector}' if detector not in (None, DETECTORS[0]) else ''}: "
         f"load {1000 * t_load:.0f} ms, detection {1000 * result.detect_seconds:.0f} ms, "
         f"labelling {1000 * result.label_seconds:.0f} ms, total {1000 * total:.0f} ms"
     )
@@ -91,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="flip test-time augmentation: label each face and its mirror image and combine them; "
                     "slightly more accurate (README's results table, 'flip TTA' column), labelling takes about "
                     "twice as long. In the window: Options > Flip test-time augmentation")
+    from app.detect import DETECTORS
+
+    ap.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0],
+                    help=f"face detector: {', '.join(DETECTORS)} (default: %(default)s). haar: OpenCV's frontal-face "
+                    "cascade verified by an eye, fast; a landmark detector also finds tilted and partly covered "
+                    "faces. Example: emotionlens --self-test --detector " + DETECTORS[-1])
     ap.add_argument("--self-test", action="store_true",
                     help="label the bundled sample photo without opening a window, print one line per face")
     return ap
@@ -106,10 +114,14 @@ def main(argv: list[str] | None = None) -> int:
                 reconfigure(errors="replace")
     eye_check = not args.no_eye_check
     if args.self_test:
-        return self_test(args.image, args.zoo, eye_check, args.tta)
+        return self_test(args.image, args.zoo, eye_check, args.tta, args.detector)
+    import inspect
+
     from app.gui import run  # tkinter only from here on
 
-    return run(args.image, args.zoo, eye_check, args.tta)
+    # The window takes the detector once app/gui.py has its detector menu (worked on in parallel).
+    extra = {"detector": args.detector} if "detector" in inspect.signature(run).parameters else {}
+    return run(args.image, args.zoo, eye_check, args.tta, **extra)
 
 
 if __name__ == "__main__":
