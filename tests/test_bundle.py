@@ -76,10 +76,10 @@ def test_spec_excludes_training_stack(tmp_path, tiny_zoo):
 
 
 def test_spec_bundles_cascades_and_sample(tmp_path, tiny_zoo):
-    from app.detect import EYE_CASCADE, FACE_CASCADE
+    from app.detect import EYE_CASCADE, EYE_FALLBACK_CASCADES, FACE_CASCADE
 
     datas = _datas(run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(tiny_zoo)}))
-    for name in (FACE_CASCADE, EYE_CASCADE):
+    for name in (FACE_CASCADE, EYE_CASCADE, *EYE_FALLBACK_CASCADES):
         assert (f"haarcascades/{name}", "haarcascades") in datas
     assert ("app/assets/sample.jpg", "app/assets") in datas
     for src, _ in datas:
