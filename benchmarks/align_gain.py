@@ -11,7 +11,7 @@ Upright faces (0 degrees) are the control: alignment must not hurt them.
 
 Skips (exit 0) when ../shared is absent.
 
-Run: ``python benchmarks/align_gain.py [--shared ../shared] [--n 1000] [--zoo models_zoo]``.
+Run: ``python benchmarks/align_gain.py [--shared ../shared] [--n 1000] [--zoo models_zoo] [--detector haar]``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.crop import crop_face  # noqa: E402
-from app.detect import detect_faces  # noqa: E402
+from app.detect import DETECTORS, detect_faces  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 FACE, FRAME = 160, 320
@@ -44,14 +44,16 @@ def tilted_scene(face48: np.ndarray, angle: float, rng: np.random.Generator) -> 
     return frame
 
 
-def run(images: np.ndarray, labels: np.ndarray, band: tuple[int, int], labeler, seed: int) -> dict:  # noqa: ANN001
+def run(images: np.ndarray, labels: np.ndarray, band: tuple[int, int], labeler, seed: int,  # noqa: ANN001
+        detector: str = DETECTORS[0]) -> dict:
     rng = np.random.default_rng(seed)
     plain, aligned, truth = [], [], []
     pairs = 0
     for im, y in zip(images, labels, strict=True):
         angle = float(rng.uniform(*band)) * (1 if rng.random() < 0.5 else -1)
         scene = tilted_scene(im, angle, rng)
-        near = [b for b in detect_faces(scene)
+        found = detect_faces(scene if detector == "haar" else np.dstack([scene] * 3), detector=detector)
+        near = [b for b in found
                 if abs(b.x + b.w / 2 - FRAME / 2) < FRAME / 4 and abs(b.y + b.h / 2 - FRAME / 2) < FRAME / 4]
         if not near:
             continue
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
     p.add_argument("--n", type=int, default=1000, help="validation faces per angle band (default: %(default)s)")
     p.add_argument("--zoo", type=Path, default=None, help="model folder (default: the bundled zoo)")
+    p.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0], help="face detector (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="angle and background noise seed (default: %(default)s)")
     args = p.parse_args(argv)
     data_dir = args.shared / "data" / "fer2013"
@@ -88,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = val.images[: args.n], val.labels[: args.n]
     labeler = Labeler(zoo_dir=args.zoo)
     print(f"FER2013 PublicTest, first {len(images)} faces at {FACE} px in {FRAME}x{FRAME} frames, "
-          f"ensemble of {len(labeler.models)} models")
+          f"ensemble of {len(labeler.models)} models, detector {args.detector}")
     print("| tilt (deg) | faces found | with eye pair | ensemble acc., box crop | aligned crop | gain (points) |")
     print("|---|---|---|---|---|---|")
     for band in BANDS:
-        r = run(images, labels, band, labeler, args.seed)
+        r = run(images, labels, band, labeler, args.seed, args.detector)
         name = "0 (upright)" if band == (0, 0) else f"+-{band[0]}-{band[1]}"
         print(f"| {name} | {r['found']} of {r['n']} | {r['pairs']} | {100 * r['plain']:.1f}% | "
               f"{100 * r['aligned']:.1f}% | {100 * (r['aligned'] - r['plain']):+.1f} |", flush=True)
