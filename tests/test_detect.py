@@ -242,3 +242,22 @@ def test_detector_option_offers_every_detector(tiny_zoo, capsys):
     assert e.value.code == 2
     assert main(["--self-test", "--zoo", str(tiny_zoo), "--detector", D.DETECTORS[0]]) == 0
     assert capsys.readouterr().out.startswith("face 1 ")
+
+
+def test_eye_fallback_cascades_are_asked_only_when_the_eye_cascade_finds_none(monkeypatch):
+    hits = {D.EYE_CASCADE: [], D.EYE_FALLBACK_CASCADES[0]: [(30.0, 40.0)],
+            D.EYE_FALLBACK_CASCADES[1]: [(31.0, 41.0), (70.0, 40.0)]}
+    asked = []
+
+    def fake(gray, box, min_neighbors=D.EYE_MIN_NEIGHBORS, face_width=D.EYE_FACE_WIDTH, cascade=D.EYE_CASCADE):
+        asked.append(cascade)
+        return list(hits[cascade])
+
+    monkeypatch.setattr(D, "find_eyes", fake)
+    # Both fallback cascades fired on the left eye: counted once; the right eye from the second one.
+    assert D.find_eyes_with_fallback(np.zeros((10, 10), np.uint8), (0, 0, 100, 100)) == [(30.0, 40.0), (70.0, 40.0)]
+    assert asked == [D.EYE_CASCADE, *D.EYE_FALLBACK_CASCADES]
+    hits[D.EYE_CASCADE] = [(50.0, 40.0)]
+    asked.clear()
+    assert D.find_eyes_with_fallback(np.zeros((10, 10), np.uint8), (0, 0, 100, 100)) == [(50.0, 40.0)]
+    assert asked == [D.EYE_CASCADE]
