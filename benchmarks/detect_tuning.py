@@ -14,7 +14,10 @@ Three measurements, on ../shared (skips with a message and exit status 0 when it
    minNeighbors 1, both cascades) finds on the photos away from the real faces, plus drawn cartoon faces
    (flat dark eye blobs fire the face cascade). Reported: share of positives with >=1 and >=2 eyes, share of
    negatives with >=1 eye.
-3. **Timing**: median of 5 runs of ``detect_faces`` (eye check on) per photo, plus a 1920x1080 and a
+3. **Eye-check fallback** (``--part fallback``): haarcascade_eye alone, with 2 neighbours, or followed by
+   a second cascade when it finds no eye, on more positives (plus the faces of data/group_photos) and
+   negatives (plus dogs.jpg); the table is in ``app/detect.py``'s docstring.
+4. **Timing**: median of 5 runs of ``detect_faces`` (eye check on) per photo, plus a 1920x1080 and a
    4000x3000 photo made by resizing two_people.jpg.
 
 Result on the project machine (2 CPU cores shared with a training run, so times are pessimistic):
@@ -35,7 +38,7 @@ Result on the project machine (2 CPU cores shared with a training run, so times 
 * Timing (median of 5, eye check on): 427x240 36 ms, 1126x661 two_people 187 ms, 1920x1080 164 ms,
   4000x3000 298 ms; the working copy keeps detection roughly flat in the photo's resolution.
 
-Run: ``python benchmarks/detect_tuning.py [--shared ../shared] [--fer 600] [--part faces|eyes|time|all]``.
+Run: ``python benchmarks/detect_tuning.py [--shared ../shared] [--fer 600] [--part faces|eyes|fallback|time|all]``.
 """
 
 from __future__ import annotations
