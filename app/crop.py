@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.align import align_face
+from app.align import align_face, framing_for
 from app.detect import Box, to_gray
 
 CROP_SCALE = 1.09
@@ -50,7 +50,7 @@ def crop_face(
     """
     gray = to_gray(gray_or_rgb)
     if align and isinstance(box, Box) and len(box.landmarks) >= 2 and box.w > 0 and box.h > 0:
-        return align_face(gray, box.landmarks[0], box.landmarks[1], size)
+        return align_face(gray, box.landmarks[0], box.landmarks[1], size, framing_for(box.landmarks))
     H, W = gray.shape[:2]
     x, y, w, h = (box.x, box.y, box.w, box.h) if isinstance(box, Box) else (int(v) for v in box)
     if w <= 0 or h <= 0:

@@ -78,3 +78,13 @@ def test_haar_eye_check_records_a_level_eye_pair(sample_photo):
     assert b.x < lx < b.x + b.w / 2 < rx < b.x + b.w  # one eye each side of the face, left first
     assert b.y < ly < b.y + b.h / 2 and b.y < ry < b.y + b.h / 2
     assert abs(eye_angle((lx, ly), (rx, ry))) < 8  # the sample portrait is upright
+
+
+def test_five_landmarks_use_the_landmark_detectors_framing():
+    from app.align import HAAR_FRAMING, LANDMARK_FRAMING, framing_for
+
+    face = synthetic_face()
+    five = (LEFT, RIGHT, (220.0, 250.0), (200.0, 300.0), (240.0, 300.0))
+    assert framing_for(five) == LANDMARK_FRAMING and framing_for((LEFT, RIGHT)) == HAAR_FRAMING
+    box = Box(120, 110, 200, 200, 2, five)
+    assert np.array_equal(crop_face(face, box), align_face(face, LEFT, RIGHT, (48, 48), LANDMARK_FRAMING))
