@@ -47,10 +47,10 @@ def tilted_scene(face48: np.ndarray, angle: float, rng: np.random.Generator) -> 
     return frame
 
 
-def level_by(gray: np.ndarray, box, angle: float) -> np.ndarray:  # noqa: ANN001
-    """The box crop (1.09x the box, 48x48) turned by ``angle`` degrees counter-clockwise about the box centre."""
+def level_by(gray: np.ndarray, box, angle: float, scale: float = CROP_SCALE) -> np.ndarray:  # noqa: ANN001
+    """The box crop (``scale`` x the box, 48x48) turned ``angle`` degrees counter-clockwise about its centre."""
     cx, cy = box.x + box.w / 2, box.y + box.h / 2
-    m = cv2.getRotationMatrix2D((cx, cy), angle, 48 / (max(box.w, box.h) * CROP_SCALE))
+    m = cv2.getRotationMatrix2D((cx, cy), angle, 48 / (max(box.w, box.h) * scale))
     m[:, 2] += (24 - cx, 24 - cy)
     return cv2.warpAffine(gray, m, (48, 48), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
@@ -58,6 +58,11 @@ def level_by(gray: np.ndarray, box, angle: float) -> np.ndarray:  # noqa: ANN001
 def run(images: np.ndarray, labels: np.ndarray, band: tuple[int, int], labeler, seed: int,  # noqa: ANN001
         detector: str = DETECTORS[0]) -> dict:
     rng = np.random.default_rng(seed)
+    box_scale = CROP_SCALE
+    if detector == "mtcnn":  # MTCNN boxes have their own measured margin (app/mtcnn.py)
+        from app import mtcnn
+
+        box_scale = mtcnn.CROP_SCALE
     plain, aligned, oracle, truth = [], [], [], []
     pairs = 0
     tilt_err: list[float] = []
@@ -74,9 +79,9 @@ def run(images: np.ndarray, labels: np.ndarray, band: tuple[int, int], labeler, 
             pairs += 1
             # The face was turned `angle` degrees counter-clockwise: its eye line reads -angle in image terms.
             tilt_err.append(abs(eye_angle(*b.landmarks[:2]) + angle))
-        plain.append(crop_face(scene, b, (48, 48), align=False))
+        plain.append(crop_face(scene, b, (48, 48), scale=box_scale, align=False))
         aligned.append(crop_face(scene, b, (48, 48), align=True))
-        oracle.append(level_by(scene, b, -angle))
+        oracle.append(level_by(scene, b, -angle, box_scale))
         truth.append(int(y))
     out = {"n": len(images), "found": len(truth), "pairs": pairs,
            "tilt_err": float(np.median(tilt_err)) if tilt_err else float("nan")}
