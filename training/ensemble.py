@@ -40,7 +40,7 @@ def fit_weights(probs: list[np.ndarray], labels: np.ndarray, step: float = 0.05)
 def record_weights(zoo_dir: str | Path, names: list[str], weights: np.ndarray, equal: float, chosen: float,
                    step: float) -> None:
     """Write the weights into the manifest's ensemble entry; its old accuracies are stale, so they go."""
-    from training.export import read_manifest, write_manifest
+    from training.manifest import read_manifest, write_manifest
 
     manifest = read_manifest(zoo_dir)
     manifest["ensemble"] = {

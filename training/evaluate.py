@@ -126,7 +126,7 @@ def score(
 def record_ensemble(zoo_dir: str | Path, models: list[str], split: str, metrics: dict) -> None:
     """Store the ensemble's measured accuracy in the manifest, beside the per-model metrics and its weights."""
     from training.datasets import SPLIT_OF_USAGE
-    from training.export import read_manifest, write_manifest
+    from training.manifest import read_manifest, write_manifest
 
     key = {"val": "public_test", "test": "private_test", "train": "train"}[SPLIT_OF_USAGE.get(split, split)]
     manifest = read_manifest(zoo_dir)

@@ -17,10 +17,14 @@ from pathlib import Path
 
 import torch
 
-from app.atomic import atomic_path, write_text
-from app.emotions import EMOTIONS
+from app.atomic import atomic_path
 from training.compress import FORMATS
+from training.evaluate import onnx_predictor, score
+from training.manifest import manifest_entry, read_manifest, update_manifest, write_manifest
 from training.models import DISPLAY_NAMES
+
+__all__ = ["export_onnx", "export_and_register", "read_manifest", "write_manifest", "update_manifest",
+           "manifest_entry"]
 
 OPSET = 17
 
@@ -46,46 +50,6 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int,
     return path
 
 
-def read_manifest(zoo_dir: str | Path) -> dict:
-    path = Path(zoo_dir) / "manifest.json"
-    if not path.exists():
-        return {"classes": list(EMOTIONS), "models": []}
-    manifest = json.loads(path.read_text())
-    if list(manifest.get("classes", [])) != list(EMOTIONS):
-        raise ValueError(f"{path}: classes differ from the canonical order {list(EMOTIONS)}")
-    return manifest
-
-
-def update_manifest(zoo_dir: str | Path, entry: dict) -> Path:
-    """Insert or replace the entry with the same name, keeping the canonical model order; atomic write."""
-    zoo_dir = Path(zoo_dir)
-    manifest = read_manifest(zoo_dir)
-    models = [m for m in manifest["models"] if m["name"] != entry["name"]] + [entry]
-    order = {name: i for i, name in enumerate(DISPLAY_NAMES)}
-    manifest["models"] = sorted(models, key=lambda m: (order.get(m["name"], len(order)), m["name"]))
-    manifest.pop("ensemble", None)  # measured on the old models: stale now, re-measure with training.evaluate --zoo
-    return write_manifest(zoo_dir, manifest)
-
-
-def write_manifest(zoo_dir: str | Path, manifest: dict) -> Path:
-    """Atomic write: the app may be reading the manifest while training updates it."""
-    zoo_dir = Path(zoo_dir)
-    zoo_dir.mkdir(parents=True, exist_ok=True)
-    write_text(zoo_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return zoo_dir / "manifest.json"
-
-
-def manifest_entry(name: str, file: str, metrics: dict, training: dict, input_size=(48, 48)) -> dict:
-    return {
-        "name": name,
-        "display_name": DISPLAY_NAMES.get(name, name),
-        "file": file,
-        "input_size": list(input_size),
-        "metrics": metrics,
-        "training": training,
-    }
-
-
 def export_and_register(
     model: torch.nn.Module, name: str, zoo_dir: str | Path, data, training: dict, eval_dir: str | Path | None,
     weights_format: str = "fp32", tolerance: float = 0.003,
@@ -97,7 +61,6 @@ def export_and_register(
     smaller file replaces the fp32 one only if its PublicTest accuracy is within ``tolerance`` of fp32's.
     """
     from training.compress import compress
-    from training.evaluate import onnx_predictor, score
 
     zoo_dir = Path(zoo_dir)
     onnx_path = export_onnx(model, zoo_dir / f"{name}.onnx")
@@ -165,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_dir = args.eval_dir or run_dir
         if not (run_dir / "last.pt").exists():
             raise ValueError(f"{run_dir}: no last.pt beside the checkpoint, so the training record is unknown")
-        from training.train import training_summary
+        from training.summary import training_summary
 
         training = training_summary(run_dir, data)
         metrics = export_and_register(model, name, args.out, data, training, eval_dir, args.weights_format)

@@ -1,14 +1,16 @@
 """Train one of the three models on FER2013, validate on PublicTest, export the best epoch to ONNX.
 
-Data lives in memory as uint8 tensors; batches are converted, flipped and shifted on the fly with vectorised
-tensor ops, and the forward/backward pass runs in bfloat16 autocast with channels_last tensors, which measured
-2.8-3.2x faster than fp32 for the CNN on this project's 2-core CPU (see ``python -m benchmarks``).
+Runs on the CPU, a CUDA GPU or Apple MPS (``--device``, training.device) and on several processes or machines
+through ``torchrun`` (training.distributed). The training set lives on the device as uint8 and batches are
+gathered and augmented there (training.batches); the forward/backward pass runs in the device's mixed
+precision (training.precision: bf16 autocast on this project's CPU, 2.8-3.2x faster than fp32 for the CNN).
 
 Every epoch writes ``last.pt`` (model, optimizer, scheduler, history, RNG seeds), so ``--resume`` continues a
 killed run at the epoch it was in; each epoch reseeds from (seed, epoch), so a resumed run draws the same
 batches and augmentations as an uninterrupted one. Example::
 
     python -m training.train --model cnn --data ../shared/data/fer2013 --config training/configs/cnn.json
+    torchrun --nproc_per_node 4 -m training.train --model cnn --data ../shared/data/fer2013 --device cuda
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -28,119 +29,25 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training import checkpoint
+from training import checkpoint, distributed
+from training.batches import ResidentSet, epoch_generators, epoch_seed, online_augment, training_arrays
 from training.compress import FORMATS as WEIGHT_FORMATS
+from training.config import ROOT, TrainConfig, read_config_file
 from training.datasets import FER2013, DatasetError, load_fer2013
-from training.device import DeviceError, resolve_device
+from training.device import DEVICE_HELP, describe
 from training.models import MODEL_NAMES, build_model, count_parameters
+from training.precision import Precision, choose_precision, make_scaler
+from training.summary import images_seen, training_summary
 
-ROOT = Path(__file__).resolve().parents[1]
+# Re-exported: the annealing search, the ablation and the tests import these from here.
+__all__ = ["ROOT", "TrainConfig", "read_config_file", "images_seen", "training_arrays", "online_augment",
+           "training_summary", "fit", "RunResult", "TrainingDiverged", "main"]
+
+CHECK_EVERY = 20  # steps between reading the loss on the host: each read waits for the GPU to finish
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the annealing search records such trials as failed."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; saved in every checkpoint and accepted back as ``--config FILE``."""
-
-    model: str = "cnn"
-    model_params: dict = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adamw"  # adam | adamw | sgd (with momentum)
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    scheduler: str = "onecycle"  # onecycle | cosine | none
-    label_smoothing: float = 0.0
-    class_weighted: bool = False
-    online_aug: str = "shift"  # none | flip | shift (flip + random shift) on top of any offline augmentation
-    shift: int = 4
-    erase: float = 0.0  # probability of random erasing per image
-    patience: int = 10
-    seed: int = 0
-    limit: int | None = None
-    augmented: str | None = None
-    bf16: bool = True
-    channels_last: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        checks = [
-            (self.model in MODEL_NAMES, f"model must be one of {', '.join(MODEL_NAMES)}"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 2, "batch_size must be >= 2"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr must be > 0"),
-            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be adam, adamw or sgd"),
-            (self.scheduler in ("onecycle", "cosine", "none"), "scheduler must be onecycle, cosine or none"),
-            (self.online_aug in ("none", "flip", "shift"), "online_aug must be none, flip or shift"),
-            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
-            (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.limit is None or self.limit >= 1, "limit must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-
-# ----------------------------------------------------------------------------------------------- data
-
-
-def training_arrays(cfg: TrainConfig, data: FER2013) -> tuple[np.ndarray, np.ndarray]:
-    """The images and labels one epoch iterates: the offline-augmented set if given, limited to ``cfg.limit``."""
-    if not cfg.augmented:
-        train = data.train.head(cfg.limit)
-        return train.images, train.labels
-    from training.augment import load as load_augmented
-
-    aug = load_augmented(cfg.augmented)
-    if int(aug.source_index.max()) + 1 != len(data.train):
-        raise ValueError(
-            f"{cfg.augmented}: made from {int(aug.source_index.max()) + 1} training images, but the data has "
-            f"{len(data.train)}; rerun training.augment on the same --data"
-        )
-    keep = slice(None) if cfg.limit is None else aug.source_index < cfg.limit
-    return aug.images[keep], aug.labels[keep]
-
-
-def online_augment(x: torch.Tensor, gen: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
-    """Random mirror, shift (replicate-padded crop) and erasing for a float batch [B,1,H,W], all vectorised."""
-    b, _, h, w = x.shape
-    if cfg.online_aug in ("flip", "shift"):
-        flip = torch.rand(b, generator=gen) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    if cfg.online_aug == "shift" and cfg.shift > 0:
-        s = cfg.shift
-        padded = F.pad(x, (s, s, s, s), mode="replicate")
-        oy = torch.randint(0, 2 * s + 1, (b,), generator=gen)
-        ox = torch.randint(0, 2 * s + 1, (b,), generator=gen)
-        rows = (oy[:, None] + torch.arange(h))[:, :, None]
-        cols = (ox[:, None] + torch.arange(w))[:, None, :]
-        x = padded[torch.arange(b)[:, None, None], 0, rows, cols].unsqueeze(1)
-    if cfg.erase > 0:
-        hit = torch.rand(b, generator=gen) < cfg.erase
-        eh = torch.randint(h // 6, h // 2, (b,), generator=gen)
-        ew = torch.randint(w // 6, w // 2, (b,), generator=gen)
-        y0 = (torch.rand(b, generator=gen) * (h - eh)).long()
-        x0 = (torch.rand(b, generator=gen) * (w - ew)).long()
-        yy = torch.arange(h)[None, :, None]
-        xx = torch.arange(w)[None, None, :]
-        box = (yy >= y0[:, None, None]) & (yy < (y0 + eh)[:, None, None])
-        box = box & (xx >= x0[:, None, None]) & (xx < (x0 + ew)[:, None, None])
-        fill = torch.rand(b, 1, 1, generator=gen)
-        x = torch.where((box & hit[:, None, None]).unsqueeze(1), fill.unsqueeze(1), x)
-    return x
 
 
 # -------------------------------------------------------------------------------------- optimisation
@@ -174,57 +81,112 @@ def class_weights(labels: np.ndarray, n_classes: int = 7) -> torch.Tensor:
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
+@dataclass
+class Runtime:
+    """Where and how a run computes: fixed for the run, shared by the epoch and the validation."""
+
+    device: torch.device
+    precision: Precision
+    dist: distributed.Dist
+    weight: torch.Tensor | None  # class weights on the device, or None
+
+    def record(self) -> dict:
+        """Device fields of every history.json row (and so of the manifest's training record)."""
+        return {**describe(self.device).as_dict(), "processes": self.dist.world, "precision": self.precision.name}
+
+
+def batch_loss(logits: torch.Tensor, y: torch.Tensor, y_global: torch.Tensor, cfg: TrainConfig,
+               rt: Runtime) -> torch.Tensor:
+    """Cross-entropy of this process's rows, scaled so DDP's gradient average equals the gradient of the
+    global batch's mean loss (weighted mean with class weights), as one process would compute it."""
+    if not rt.dist.active:
+        return F.cross_entropy(logits, y, weight=rt.weight, label_smoothing=cfg.label_smoothing)
+    total = F.cross_entropy(logits, y, weight=rt.weight, label_smoothing=cfg.label_smoothing, reduction="sum")
+    denom = rt.weight[y_global].sum() if rt.weight is not None else y_global.numel()
+    return total * rt.dist.world / denom
+
+
 @torch.inference_mode()
-def evaluate_split(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int = 512):
-    """(loss, accuracy) in fp32, the exported model's precision."""
+def evaluate_split(model: torch.nn.Module, split: ResidentSet, rt: Runtime, batch: int = 512):
+    """(loss, accuracy) in fp32, the exported model's precision; each process scores its share, then all
+    processes agree on the sums."""
     model.eval()
-    total_loss, correct = 0.0, 0
-    y_all = torch.from_numpy(labels)
-    for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i : i + batch]).unsqueeze(1).float().div_(255)
-        y = y_all[i : i + batch]
-        logits = model(x)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-    n = max(len(images), 1)
-    return total_loss / n, correct / n
+    n = len(split)
+    share = -(-n // rt.dist.world)
+    lo, hi = rt.dist.rank * share, min(n, (rt.dist.rank + 1) * share)
+    loss = torch.zeros((), dtype=torch.float64, device=rt.device)
+    correct = torch.zeros((), dtype=torch.float64, device=rt.device)
+    for i in range(lo, hi, batch):
+        idx = torch.arange(i, min(i + batch, hi), device=rt.device)
+        x, y = split.batch(idx)
+        logits = model(x).float()
+        loss += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+    total_loss, total_correct = distributed.all_sum(torch.stack([loss, correct]), rt.dist, rt.device).tolist()
+    return total_loss / max(n, 1), total_correct / max(n, 1)
 
 
-def train_epoch(model, opt, sched, loss_fn, images_t, labels_t, cfg: TrainConfig, epoch: int, progress: bool):
-    """One pass over the training set; returns (loss, accuracy, seconds)."""
+def _check_finite(loss_sum: torch.Tensor, rt: Runtime, epoch: int, step: int) -> None:
+    """Raise TrainingDiverged on every process at once if any process's running loss is not finite."""
+    bad = distributed.all_max(0.0 if torch.isfinite(loss_sum).item() else 1.0, rt.dist, rt.device)
+    if bad:
+        raise TrainingDiverged(f"loss became {loss_sum.item()} at epoch {epoch}, step {step}")
+
+
+def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, cfg: TrainConfig, epoch: int,
+                progress: bool):
+    """One pass over the training set; returns (loss, accuracy, seconds), summed over all processes.
+
+    Positional, with ``epoch`` eighth, as the annealing tests wrap it. Each step takes rows
+    ``[rank * b, (rank + 1) * b)`` of the global batch ``order[step * B : (step + 1) * B]``, ``b = B / N``.
+    """
     model.train()
-    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout masks: same on resume as uninterrupted
-    order = torch.randperm(len(labels_t), generator=gen)
-    steps = len(order) // cfg.batch_size  # drop the ragged last batch: BatchNorm dislikes tiny batches
-    total_loss, correct, seen = 0.0, 0, 0
+    order, gen = epoch_generators(cfg.seed, epoch, len(train_set), rt.device)
+    # dropout masks: same on resume as uninterrupted; different on each process
+    torch.manual_seed(epoch_seed(cfg.seed, epoch) + 1_000_003 * rt.dist.rank)
+    rank, world = rt.dist.rank, rt.dist.world
+    big, b = cfg.batch_size, cfg.batch_size // world
+    steps = len(order) // big  # drop the ragged last batch: BatchNorm dislikes tiny batches
+    total_loss = torch.zeros((), dtype=torch.float64, device=rt.device)
+    correct = torch.zeros((), dtype=torch.int64, device=rt.device)
     start = time.perf_counter()
-    bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
+               disable=not (progress and rt.dist.is_main), dynamic_ncols=True, leave=False)
     for step in bar:
-        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        x = images_t[idx].unsqueeze(1).float().div_(255)
-        y = labels_t[idx]
-        x = online_augment(x, gen, cfg)
+        glob = order[step * big : (step + 1) * big]
+        idx = glob[rank * b : (rank + 1) * b]
+        x, y = train_set.batch(idx)
+        x = online_augment(x, gen, cfg, (rank, world))
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with rt.precision.autocast(rt.device):
             logits = model(x)
-        loss = loss_fn(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step}")
+        loss = batch_loss(logits.float(), y, train_set.labels[glob] if world > 1 else y, cfg, rt)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before the step
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
         sched.step()
-        total_loss += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-        if step % 10 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
-                            lr=f"{sched.get_last_lr()[0]:.2e}")
+        total_loss += loss.detach().double() * (big / world)
+        correct += (logits.detach().argmax(1) == y).sum()
+        if step % CHECK_EVERY == 0 or step == steps - 1:
+            _check_finite(total_loss, rt, epoch, step)
+            if rt.dist.is_main and progress:
+                seen = (step + 1) * b
+                bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
+                                lr=f"{sched.get_last_lr()[0]:.2e}")
     bar.close()
-    return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - start
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+    secs = distributed.all_max(time.perf_counter() - start, rt.dist, rt.device)
+    loss_sum, n_correct = distributed.all_sum(torch.stack([total_loss, correct.double()]), rt.dist,
+                                              rt.device).tolist()
+    seen = steps * big
+    return loss_sum / max(seen, 1), n_correct / max(seen, 1), secs
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -240,11 +202,7 @@ class RunResult:
     train_images: int
     images_per_second: float
     history: list
-
-
-def images_seen(history: list[dict]) -> float:
-    """Training images processed over the epochs of ``history.json`` (its rows keep rate and time)."""
-    return sum(h["images_per_second"] * h["seconds"] for h in history)
+    device: dict = field(default_factory=dict)  # device, device_name, torch, processes, precision
 
 
 def new_run_dir(model: str, log_root: Path = ROOT / "logs") -> Path:
@@ -258,55 +216,98 @@ def new_run_dir(model: str, log_root: Path = ROOT / "logs") -> Path:
     return run_dir
 
 
+def _cpu_tensors(obj):  # noqa: ANN001, ANN202
+    """A copy of a (nested) state dict with every tensor on the CPU: checkpoints load anywhere."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu_tensors(v) for v in obj)
+    return obj
+
+
+def _summary_writer(run_dir: Path, progress: bool):  # noqa: ANN202
+    """tensorboardX's writer, or None with a note when it is not installed (it is optional)."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        if progress:
+            print("note: tensorboardX is not installed, so no TensorBoard events are written "
+                  "(pip install tensorboardX); history.json and curves.png still are")
+        return None
+    return SummaryWriter(str(run_dir))
+
+
 def fit(
     cfg: TrainConfig, data: FER2013, run_dir: Path, resume: bool = False, progress: bool = True,
     tensorboard: bool = True, max_seconds: float | None = None, device: str | torch.device = "cpu",
+    compile_model: bool = False,
 ) -> RunResult:
     """Train with validation on PublicTest, keeping ``best.pt`` and ``last.pt`` in ``run_dir``.
 
     Never touches PrivateTest: the annealing search calls this directly for its trials. ``device`` is any
-    ``--device`` spelling (training.device); checkpoints are always written with CPU tensors.
+    ``--device`` spelling (training.device); under torchrun this is one process of a DDP run and only rank 0
+    writes files. Checkpoints are always written with CPU tensors. ``compile_model`` wraps the model in
+    ``torch.compile`` (README says where that measured faster).
     """
     cfg.validate()
-    device = resolve_device(device)
-    if device.type != "cpu":  # the device data path (issue 11) replaces this guard
-        raise DeviceError(f"training on {device} is not implemented yet; use --device cpu")
+    ctx = distributed.current()
+    dev = distributed.local_device(device)
+    main_rank = ctx.is_main
+    if cfg.batch_size % ctx.world:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {ctx.world} processes")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main_rank:
+        run_dir.mkdir(parents=True, exist_ok=True)
     images, labels = training_arrays(cfg, data)
-    images_t, labels_t = torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
     steps_per_epoch = len(labels) // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(labels)} training images")
+    train_set = ResidentSet.put(images, labels, dev)
+    val_set = ResidentSet.put(data.val.images, data.val.labels, dev)
+
+    precision = choose_precision(dev, cfg.bf16)
+    rt = Runtime(dev, precision, ctx, class_weights(labels).to(dev) if cfg.class_weighted else None)
+    scaler = make_scaler(precision, dev)
+    if progress and main_rank:
+        info = rt.record()
+        print(f"device {info['device']} ({info['device_name']}), torch {info['torch']}, {precision.name}"
+              + (f", {ctx.world} processes ({ctx.backend})" if ctx.active else ""), flush=True)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed 48x48 inputs: pick the fastest kernels once
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, **cfg.model_params)
+    net = build_model(cfg.model, **cfg.model_params).to(dev)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(cfg, model)
+        net = net.to(memory_format=torch.channels_last)
+    if ctx.active:
+        net = distributed.convert_batchnorm(net, dev)
+    opt = make_optimizer(cfg, net)
     sched = make_scheduler(cfg, opt, steps_per_epoch)
-    weight = class_weights(labels) if cfg.class_weighted else None
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 
     history: list[dict] = []
     best_acc, best_epoch, bad_epochs, start_epoch, seconds = -1.0, 0, 0, 1, 0.0
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume and last_path.exists():
-        state = checkpoint.load(last_path)
-        model.load_state_dict(state["model"])
+    has_last = distributed.broadcast(resume and main_rank and last_path.exists(), ctx, dev)
+    if has_last:
+        state = distributed.broadcast(checkpoint.load(last_path) if main_rank else None, ctx, dev)
+        net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         history, best_acc, best_epoch = state["history"], state["best_acc"], state["best_epoch"]
         bad_epochs, seconds, start_epoch = state["bad_epochs"], state["seconds"], state["epoch"] + 1
-        if progress:
+        if progress and main_rank:
             print(f"resuming {run_dir} at epoch {start_epoch} (best val {best_acc:.4f} at epoch {best_epoch})")
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    model = distributed.wrap(net, ctx, dev)
+    if compile_model:
+        model = torch.compile(model)
+    if main_rank:
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
-    writer = None
-    if tensorboard:
-        from tensorboardX import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir))
+    writer = _summary_writer(run_dir, progress) if tensorboard and main_rank else None
     from training.plots import plot_curves
 
     meta = {"model_name": cfg.model, "model_params": cfg.model_params, "config": dataclasses.asdict(cfg),
@@ -318,43 +319,47 @@ def fit(
             break
         if max_seconds is not None and seconds >= max_seconds:
             break
-        train_loss, train_acc, secs = train_epoch(model, opt, sched, loss_fn, images_t, labels_t, cfg, epoch,
-                                                  progress)
-        val_loss, val_acc = evaluate_split(model, data.val.images, data.val.labels)
+        train_loss, train_acc, secs = train_epoch(model, opt, sched, scaler, rt, train_set, cfg, epoch, progress)
+        val_loss, val_acc = evaluate_split(net, val_set, rt)
         seconds += secs
         row = {
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
             "val_acc": val_acc, "lr": sched.get_last_lr()[0], "seconds": secs,
-            "images_per_second": steps_per_epoch * cfg.batch_size / secs,
+            "images_per_second": steps_per_epoch * cfg.batch_size / secs, **rt.record(),
         }
         history.append(row)
-        if val_acc > best_acc:
+        improved = val_acc > best_acc
+        if improved:
             best_acc, best_epoch, bad_epochs = val_acc, epoch, 0
-            checkpoint.save({**meta, "model": model.state_dict(), "epoch": epoch, "val_acc": val_acc}, best_path)
         else:
             bad_epochs += 1
-        checkpoint.save({
-            **meta, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": epoch, "history": history, "best_acc": best_acc, "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs, "seconds": seconds,
-        }, last_path)
-        (run_dir / "history.json").write_text(json.dumps(history, indent=2))
-        plot_curves(history, run_dir / "curves.png", title=f"{cfg.model} ({run_dir.name})")  # watchable mid-run
+        if main_rank:
+            weights = _cpu_tensors(net.state_dict())
+            if improved:
+                checkpoint.save({**meta, "model": weights, "epoch": epoch, "val_acc": val_acc}, best_path)
+            checkpoint.save({
+                **meta, "model": weights, "optimizer": _cpu_tensors(opt.state_dict()),
+                "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "epoch": epoch, "history": history, "best_acc": best_acc, "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs, "seconds": seconds,
+            }, last_path)
+            (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+            plot_curves(history, run_dir / "curves.png", title=f"{cfg.model} ({run_dir.name})")  # watchable mid-run
         if writer is not None:
             for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"):
                 writer.add_scalar(k.replace("_", "/", 1), row[k], epoch)
             writer.flush()
-        if progress:
+        if progress and main_rank:
             print(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
                   f"val loss {val_loss:.4f} acc {val_acc:.4f}  {row['images_per_second']:.0f} img/s  "
                   f"{secs:.0f}s{'  *best' if best_epoch == epoch else ''}", flush=True)
-    if stopped_early and progress:
+    if stopped_early and progress and main_rank:
         print(f"early stop: no validation improvement for {cfg.patience} epochs")
     trained_images = images_seen(history)
     result = RunResult(
         run_dir=run_dir, best_val_accuracy=best_acc, best_epoch=best_epoch, epochs_run=len(history),
         seconds=seconds, train_images=len(labels), history=history,
-        images_per_second=trained_images / seconds if seconds else 0.0,
+        images_per_second=trained_images / seconds if seconds else 0.0, device=rt.record(),
     )
     if writer is not None:
         hparams = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float | str | bool)}
@@ -362,34 +367,6 @@ def fit(
         writer.add_hparams(hparams, {"hparam/best_val_acc": best_acc}, name="hparams")
         writer.close()
     return result
-
-
-def training_summary(run_dir: Path, data: FER2013) -> dict:
-    """The manifest's ``training`` record, read back from a run folder's ``last.pt``.
-
-    Reading it from the checkpoint (not from memory) lets ``training.export`` describe any run, finished or
-    still going; an unfinished run is marked ``interim`` so nobody mistakes it for the final model.
-    """
-    run_dir = Path(run_dir)
-    state = checkpoint.load(run_dir / "last.pt")
-    cfg = TrainConfig.from_dict(state["config"])
-    history = state["history"]
-    seen = images_seen(history)
-    train_images = state.get("train_images")
-    if train_images is None:  # checkpoints written before train_images was stored
-        train_images = len(training_arrays(cfg, data)[1])
-    finished = state["epoch"] >= cfg.epochs or state["bad_epochs"] >= cfg.patience
-    try:
-        log_dir = str(run_dir.resolve().relative_to(ROOT))
-    except ValueError:
-        log_dir = str(run_dir)
-    return {
-        "config": dataclasses.asdict(cfg), "epochs": len(history), "best_epoch": state["best_epoch"],
-        "train_images": int(train_images), "seconds": round(state["seconds"], 1),
-        "images_per_second": round(seen / state["seconds"], 1) if state["seconds"] else 0.0,
-        "parameters": count_parameters(build_model(cfg.model, **cfg.model_params)), "log_dir": log_dir,
-        "status": "finished" if finished else f"interim: epoch {state['epoch']} of {cfg.epochs}, still training",
-    }
 
 
 def finish(
@@ -417,7 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m training.train --model ff --data ../shared/data/fer2013 --epochs 3\n"
         "  python -m training.train --config training/configs/cnn.json --data ../shared/data/fer2013 "
         "--augmented data/fer2013-aug.npz\n"
-        "  python -m training.train --model cnn --data ../shared/data/fer2013 --resume   # after a kill",
+        "  python -m training.train --model cnn --data ../shared/data/fer2013 --resume   # after a kill\n"
+        "  python -m training.train --model resnet18 --data ../shared/data/fer2013 --device cuda:1\n"
+        "  torchrun --nproc_per_node 4 -m training.train --model cnn --data ../shared/data/fer2013 --device cuda\n"
+        "    (one model on 4 GPUs; --batch-size and --lr stay global; --resume works the same way)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     a = p.add_argument
@@ -426,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--augmented", help="offline-augmented training set from training.augment (.npz) to train on instead")
     a("--config", help="JSON with TrainConfig fields, e.g. training/configs/cnn.json or an annealing best.json")
     a("--epochs", type=int, help="maximum epochs (default: 30)")
-    a("--batch-size", type=int, help="batch size (default: 128)")
+    a("--batch-size", type=int, help="global batch size: under torchrun each of N processes takes batch/N "
+      "(default: 128)")
     a("--lr", type=float, help="learning rate; the peak rate for onecycle (default: 1e-3)")
     a("--optimizer", choices=["adam", "adamw", "sgd"], help="optimizer; sgd uses Nesterov momentum (default: adamw)")
     a("--momentum", type=float, help="SGD momentum (default: 0.9)")
@@ -445,9 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--patience", type=int, help="early stop after this many epochs without validation gain (default: 10)")
     a("--seed", type=int, help="random seed (default: 0)")
     a("--limit", type=int, help="train on the first N training images only (quick runs)")
-    a("--no-bf16", dest="bf16", action="store_false", default=None,
-      help="train in fp32 instead of bfloat16 autocast (slower on CPUs with AVX-512 BF16)")
-    a("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    a("--no-amp", "--no-bf16", dest="bf16", action="store_false", default=None,
+      help="train in fp32 instead of the device's mixed precision (bf16 autocast on CPUs with AVX-512 BF16 and "
+      "on bf16 GPUs, fp16 + grad scaler on older GPUs); slower")
+    a("--device", default="auto", help=DEVICE_HELP + "; under torchrun, cuda means cuda:LOCAL_RANK")
+    a("--compile", action="store_true", help="wrap the model in torch.compile (first epoch pays the compile "
+      "time; see README for where it measured faster)")
+    a("--threads", type=int, help="CPU threads for torch (default: all cores; torchrun sets 1 per process)")
     a("--out", default=str(ROOT / "models_zoo"), help="ONNX file + manifest folder (default: models_zoo/)")
     a("--name", help="model name in the manifest (default: the --model name)")
     a("--log-root", default=str(ROOT / "logs"), help="where run folders go (default: logs/)")
@@ -458,18 +443,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-export", action="store_true", help="train only; skip ONNX export and the PrivateTest evaluation")
     a("--quiet", action="store_true", help="no progress bars")
     return p
-
-
-def read_config_file(path: str | os.PathLike) -> dict:
-    """TrainConfig fields from JSON: a bare config, or one wrapped as ``{"config": ..., "search": ...}``
-    (an annealing ``best.json``)."""
-    try:
-        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: cannot read config ({e})") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a JSON object of TrainConfig fields")
-    return dict(loaded.get("config", loaded))
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -507,32 +480,40 @@ def find_resumable(log_root: Path, model: str | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    ctx = distributed.SINGLE
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
+        ctx, device = distributed.setup(args.device)  # a missing device fails here, before the data loads
         log_root = Path(args.log_root)
         if args.resume:
             run_dir = find_resumable(log_root, args.model) if args.resume == "latest" else Path(args.resume)
             cfg = TrainConfig.from_dict(checkpoint.load(run_dir / "last.pt")["config"])
         else:
             cfg = config_from_args(args)
-            run_dir = new_run_dir(cfg.model, log_root)
+            run_dir = new_run_dir(cfg.model, log_root) if ctx.is_main else None
+        run_dir = Path(distributed.broadcast(str(run_dir), ctx, device))  # rank 0's folder, on every rank
         data = load_fer2013(args.data)
-        print(f"{cfg.model}: {count_parameters(build_model(cfg.model, **cfg.model_params)):,} parameters, "
-              f"run folder {run_dir}", flush=True)
-        result = fit(cfg, data, run_dir, resume=bool(args.resume), progress=not args.quiet)
-        print(f"best validation accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; "
-              f"{result.seconds / 60:.1f} min, {result.images_per_second:.0f} images/s")
-        if not args.no_export:
+        if ctx.is_main:
+            print(f"{cfg.model}: {count_parameters(build_model(cfg.model, **cfg.model_params)):,} parameters, "
+                  f"run folder {run_dir}", flush=True)
+        result = fit(cfg, data, run_dir, resume=bool(args.resume), progress=not args.quiet, device=device,
+                     compile_model=args.compile)
+        if ctx.is_main:
+            print(f"best validation accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; "
+                  f"{result.seconds / 60:.1f} min, {result.images_per_second:.0f} images/s")
+        if ctx.is_main and not args.no_export:
             metrics = finish(result, cfg, data, Path(args.out), args.name, args.weights_format)
             print(f"exported {Path(args.out) / ((args.name or cfg.model) + '.onnx')}: "
                   + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     except (DatasetError, ValueError, FileNotFoundError, TrainingDiverged, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; continue with --resume", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -1,0 +1,89 @@
+"""What defines a training run: :class:`TrainConfig`, saved in every checkpoint and read back from JSON.
+
+Kept apart from the training loop so export, the annealing search and the benchmarks can read and validate a
+config without importing the loop (and so the loop, the export and the evaluation do not import each other).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.models import MODEL_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved in every checkpoint and accepted back as ``--config FILE``.
+
+    ``batch_size`` and ``lr`` are global: with N processes each takes ``batch_size / N`` images per step and
+    the gradients are averaged, so a config means the same on one CPU, one GPU or eight. ``bf16`` (name kept
+    for old configs) switches the device's mixed precision on: bf16 autocast, or fp16 with a gradient scaler
+    on GPUs without bf16 (training.precision).
+    """
+
+    model: str = "cnn"
+    model_params: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adamw"  # adam | adamw | sgd (with momentum)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    scheduler: str = "onecycle"  # onecycle | cosine | none
+    label_smoothing: float = 0.0
+    class_weighted: bool = False
+    online_aug: str = "shift"  # none | flip | shift (flip + random shift) on top of any offline augmentation
+    shift: int = 4
+    erase: float = 0.0  # probability of random erasing per image
+    patience: int = 10
+    seed: int = 0
+    limit: int | None = None
+    augmented: str | None = None
+    bf16: bool = True
+    channels_last: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        checks = [
+            (self.model in MODEL_NAMES, f"model must be one of {', '.join(MODEL_NAMES)}"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 2, "batch_size must be >= 2"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr must be > 0"),
+            (self.optimizer in ("adam", "adamw", "sgd"), "optimizer must be adam, adamw or sgd"),
+            (self.scheduler in ("onecycle", "cosine", "none"), "scheduler must be onecycle, cosine or none"),
+            (self.online_aug in ("none", "flip", "shift"), "online_aug must be none, flip or shift"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.limit is None or self.limit >= 1, "limit must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """TrainConfig fields from JSON: a bare config, or one wrapped as ``{"config": ..., "search": ...}``
+    (an annealing ``best.json``)."""
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read config ({e})") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a JSON object of TrainConfig fields")
+    return dict(loaded.get("config", loaded))
