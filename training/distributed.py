@@ -14,7 +14,9 @@ with torch's differentiable ``all_reduce``. Either way a distributed run's steps
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -44,6 +46,11 @@ class Dist:
 
 
 SINGLE = Dist()
+
+# torch 2.14 deprecates the differentiable all_reduce GlobalBatchNorm needs, in favour of an API torch 2.11 (the
+# GPU machines' build) lacks; it still works in both, so keep it and keep the logs quiet.
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",
+                        category=FutureWarning)
 
 
 def launched_by_torchrun() -> bool:
@@ -200,5 +207,7 @@ def wrap(model: nn.Module, ctx: Dist, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    # Buffers (BN running statistics) are computed from the global batch, hence identical: no broadcast.
-    return DDP(model, device_ids=ids, broadcast_buffers=False)
+    # Buffers (BN running statistics) are computed from the global batch, hence identical: no per-step sync.
+    no_sync = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters
+               else "broadcast_buffers")  # renamed after torch 2.11
+    return DDP(model, device_ids=ids, **{no_sync: False})

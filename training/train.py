@@ -94,6 +94,12 @@ class Runtime:
         """Device fields of every history.json row (and so of the manifest's training record)."""
         return {**describe(self.device).as_dict(), "processes": self.dist.world, "precision": self.precision.name}
 
+    def banner(self) -> str:
+        """The line a run prints at start, so a log says where it trained."""
+        info = self.record()
+        procs = f", {self.dist.world} processes ({self.dist.backend})" if self.dist.active else ""
+        return f"device {info['device']} ({info['device_name']}), torch {info['torch']}, {self.precision.name}{procs}"
+
 
 def batch_loss(logits: torch.Tensor, y: torch.Tensor, y_global: torch.Tensor, cfg: TrainConfig,
                rt: Runtime) -> torch.Tensor:
@@ -270,10 +276,6 @@ def fit(
     precision = choose_precision(dev, cfg.bf16)
     rt = Runtime(dev, precision, ctx, class_weights(labels).to(dev) if cfg.class_weighted else None)
     scaler = make_scaler(precision, dev)
-    if progress and main_rank:
-        info = rt.record()
-        print(f"device {info['device']} ({info['device_name']}), torch {info['torch']}, {precision.name}"
-              + (f", {ctx.world} processes ({ctx.backend})" if ctx.active else ""), flush=True)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed 48x48 inputs: pick the fastest kernels once
 
@@ -495,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(distributed.broadcast(str(run_dir), ctx, device))  # rank 0's folder, on every rank
         data = load_fer2013(args.data)
         if ctx.is_main:
+            print(Runtime(device, choose_precision(device, cfg.bf16), ctx, None).banner(), flush=True)
             print(f"{cfg.model}: {count_parameters(build_model(cfg.model, **cfg.model_params)):,} parameters, "
                   f"run folder {run_dir}", flush=True)
         result = fit(cfg, data, run_dir, resume=bool(args.resume), progress=not args.quiet, device=device,
