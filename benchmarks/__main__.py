@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks --threads 1\n"
         "  python -m benchmarks --only label --only startup --quick --zoo models_zoo\n"
+        "  python -m benchmarks --only train --device cuda   # training images/s on the GPU\n"
         "  python -m benchmarks --update-readme      # table into README.md between the bench markers",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads for torch and onnxruntime (default: each one's own, as training and the app use)")
     p.add_argument("--zoo", metavar="DIR",
                    help="model folder with manifest.json (default: $EMOTIONLENS_ZOO, else models_zoo/)")
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="where the training rows train: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps; "
+                   "e.g. --device cuda --only train (default: auto)")
+    p.add_argument("--compile", action="store_true", help="training rows with torch.compile (slower start)")
     p.add_argument("--models", default="cnn,ff,resnet18", metavar="LIST",
                    help="comma-separated models for the training rows (default: cnn,ff,resnet18)")
     p.add_argument("--photo", type=Path, metavar="FILE",
@@ -61,7 +66,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         unknown = [m for m in models if m not in MODELS]
         if unknown:
             raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-        rows += train_rows(models, quick=args.quick, threads=args.threads)
+        rows += train_rows(models, quick=args.quick, threads=args.threads, device=args.device,
+                           compile_model=args.compile)
     if "label" in parts:
         from benchmarks.label_speed import label_rows
 

@@ -2,9 +2,10 @@
 
 Running the real ``fit`` (not a re-implementation) on a few batches of random 48x48 faces measures exactly
 what a training run does per step: on-the-fly augmentation, bf16 autocast, channels_last, optimizer and
-scheduler step. Each "epoch" here is a handful of batches; the first is a warm-up, the rest are the samples
-whose median is reported. torch is imported only inside :func:`train_rows`, so the other benchmarks run with
-just the app installed.
+scheduler step, on the device asked for (``--device``). Each "epoch" here is a handful of batches; the
+first is a warm-up, the rest are the samples whose median is reported. torch is imported only inside
+:func:`train_rows`, so the other benchmarks run with just the app installed. CPU rows keep their names
+("training cnn"), other devices' rows name the device ("training cnn (cuda:0)"), so one table holds both.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def synthetic_fer(n_train: int, seed: int = 0):  # noqa: ANN201 - training.datas
     return FER2013(train=split(n_train), val=split(8), test=split(8), source="synthetic")
 
 
-def measure_model(name: str, batches: int, repeats: int, threads: int | None) -> Row:
-    """images/s of one model: median over ``repeats`` timed epochs of ``batches`` batches, after one warm-up."""
+def measure_model(name: str, batches: int, repeats: int, threads: int | None, device: str = "auto",
+                  compile_model: bool = False) -> Row:
+    """images/s of one model on ``device``: median over ``repeats`` timed epochs of ``batches`` batches, after
+    one warm-up (which also absorbs torch.compile's compile time)."""
     import torch
 
     from training.train import TrainConfig, fit
@@ -62,20 +65,25 @@ def measure_model(name: str, batches: int, repeats: int, threads: int | None) ->
         torch.set_num_threads(threads)
     data = synthetic_fer(cfg.batch_size * batches)
     with tempfile.TemporaryDirectory(prefix="emotionlens-bench-") as tmp:
-        result = fit(cfg, data, Path(tmp), progress=False, tensorboard=False)
+        result = fit(cfg, data, Path(tmp), progress=False, tensorboard=False, device=device,
+                     compile_model=compile_model)
     speeds = [h["images_per_second"] for h in result.history[1:]]
-    modes = ", ".join(m for m, on in (("bf16 autocast", cfg.bf16), ("channels_last", cfg.channels_last)) if on)
+    dev = result.device
+    modes = [dev["precision"]] + ["channels_last"] * cfg.channels_last + ["torch.compile"] * compile_model
+    threads_note = f"; torch threads: {torch.get_num_threads()}" if dev["device"] == "cpu" else ""
     return Row(
-        f"training {name}",
+        f"training {name}" + ("" if dev["device"] == "cpu" else f" ({dev['device']})"),
         statistics.median(speeds),
         "images/s",
         f"{len(speeds)} x {batches} batches of {cfg.batch_size}",
-        f"{source}; {modes or 'fp32'}; torch threads: {torch.get_num_threads()}",
+        f"{source}; {dev['device_name']}, torch {dev['torch']}; {', '.join(modes)}{threads_note}",
     )
 
 
-def train_rows(models: tuple[str, ...] = MODELS, quick: bool = False, threads: int | None = None) -> list[Row]:
-    """One row per model; a skipped row per model when torch (the ``train`` extra) is not installed."""
+def train_rows(models: tuple[str, ...] = MODELS, quick: bool = False, threads: int | None = None,
+               device: str = "auto", compile_model: bool = False) -> list[Row]:
+    """One row per model on ``device``; a skipped row per model when torch (the ``train`` extra) is not
+    installed. A missing device raises training.device.DeviceError (a ValueError: one line, exit 2)."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -83,9 +91,12 @@ def train_rows(models: tuple[str, ...] = MODELS, quick: bool = False, threads: i
             Row(f"training {m}", None, "images/s", "", "skipped: torch not installed (pip install -e '.[train]')")
             for m in models
         ]
+    from training.device import resolve_device
+
+    resolve_device(device)  # fail before the first model, not after
     batches, repeats = (2, 2) if quick else (3, 5)
     rows = []
     for m in models:
-        log(f"training {m}: {repeats + 1} x {batches} batches")
-        rows.append(measure_model(m, batches, repeats, threads))
+        log(f"training {m}: {repeats + 1} x {batches} batches on {device}")
+        rows.append(measure_model(m, batches, repeats, threads, device, compile_model))
     return rows

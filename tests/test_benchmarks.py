@@ -107,6 +107,14 @@ def test_bad_arguments_exit_2(tmp_path):
     assert _run("--photo", tmp_path / "missing.jpg").returncode == 2
 
 
+def test_training_rows_on_a_missing_device_exit_2():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = _run("--only", "train", "--models", "ff", "--device", "cuda")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --device cuda")
+
+
 def test_table_format():
     text = markdown_table([Row("a", 1234.5, "ms", "3", "x | y"), Row("b", None, "s", "", "skipped: z")])
     assert text.splitlines() == [

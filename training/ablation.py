@@ -16,7 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from training.train import ROOT, TrainConfig, fit, images_seen, read_config_file
+from training.config import ROOT, TrainConfig, read_config_file
+from training.device import DEVICE_HELP, DeviceError, resolve_device
+from training.summary import images_seen
+from training.train import fit
 
 
 def arms(base: TrainConfig, augmented: str, aug_epochs: int) -> dict[str, TrainConfig]:
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Train one config with and without the offline-augmented set for the same number of images "
         "seen, and print both PublicTest accuracies as a Markdown table (also written to the run folder).",
         epilog="example: python -m training.ablation --config training/configs/cnn.json "
-        "--data ../shared/data/fer2013 --augmented data/fer2013-aug.npz --aug-epochs 3 --threads 1",
+        "--data ../shared/data/fer2013 --augmented data/fer2013-aug.npz --aug-epochs 3 --threads 1 "
+        "(add --device cuda on a GPU)",
     )
     p.add_argument("--config", required=True,
                    help="the TrainConfig JSON both arms share, e.g. training/configs/cnn.json")
@@ -41,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--aug-epochs", type=int, default=3,
                    help="epochs of the augmented arm; the other arm runs 4x as many (default: %(default)s)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--log-root", default=str(ROOT / "logs"), help="where the run folder goes (default: logs/)")
     args = p.parse_args(argv)
 
@@ -51,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        device = resolve_device(args.device)
         base = TrainConfig.from_dict(read_config_file(args.config))
         data = load_fer2013(args.data)
-    except (OSError, ValueError, DatasetError) as e:
+    except (OSError, ValueError, DatasetError, DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.log_root) / f"ablation-{base.model}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "| minutes |",
             "|---|---|---|---|---|---|---|"]
     for i, (name, cfg) in enumerate(arms(base, args.augmented, args.aug_epochs).items()):
-        result = fit(cfg, data, out / f"arm{i + 1}", progress=True, tensorboard=False)
+        result = fit(cfg, data, out / f"arm{i + 1}", progress=True, tensorboard=False, device=device)
         seen = images_seen(result.history)
         rows.append(f"| {name} | {result.train_images:,} | {cfg.epochs} | {seen:,.0f} "
                     f"| {100 * result.best_val_accuracy:.2f}% "

@@ -34,15 +34,15 @@ def onnx_predictor(path: str | Path, threads: int | None = None) -> Predictor:
     return lambda x: sess.run(["logits"], {"input": x.astype(np.float32)})[0]
 
 
-def torch_predictor(model) -> Predictor:
-    """Run a torch model in eval mode and fp32 (the exported graph's precision)."""
+def torch_predictor(model, device="cpu") -> Predictor:  # noqa: ANN001 - torch types imported lazily
+    """Run a torch model in eval mode and fp32 (the exported graph's precision) on ``device``."""
     import torch
 
-    model.eval()
+    model = model.to(device).eval()
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return model(torch.from_numpy(x)).float().numpy()
+            return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
     return run
 
@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tta", action="store_true", help="also score with horizontal-flip test-time augmentation")
     p.add_argument("--out", help="folder for the report files (default: print metrics only)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--device", default="auto",
+                   help="where checkpoints (.pt) run: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps, "
+                   "e.g. --device cuda:1; .onnx files always run on onnxruntime's CPU provider, as the app runs "
+                   "them (default: %(default)s)")
     args = p.parse_args(argv)
 
     from training.datasets import DatasetError, load_fer2013
@@ -174,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.record and (not args.zoo or args.model):
             raise ValueError("--record scores a zoo as the app runs it: give --zoo and no model files")
         split = load_fer2013(args.data).split(args.split)
+        device = None
+        if any(f.suffix != ".onnx" for f in files):
+            from training.device import resolve_device
+
+            device = resolve_device(args.device)  # DeviceError (a ValueError) for a missing device: exit 2
         predictors = []
         for f in files:
             if f.suffix == ".onnx":
@@ -181,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from training.checkpoint import load_model
 
-                predictors.append(torch_predictor(load_model(f)))
+                predictors.append(torch_predictor(load_model(f), device))
         predict = predictors[0] if len(predictors) == 1 else ensemble_predictor(predictors, weights)
         name = files[0].name if len(files) == 1 else "ensemble of " + " + ".join(f.stem for f in files)
         metrics = score(predict, split.images, split.labels, args.out, tta=args.tta,
