@@ -164,3 +164,13 @@ def test_export_cli_marks_an_unfinished_run_as_interim(tmp_path, monkeypatch):
     assert entry["training"]["epochs"] == 1 and entry["training"]["train_images"] == 64
     assert {"config", "seconds", "log_dir", "parameters"} <= set(entry["training"])
     assert (tmp_path / "run" / "confusion_matrix.png").exists()
+
+
+def test_runs_without_tensorboardx(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails as if not installed
+    result = fit(_cfg(epochs=1), make_fer(32, 14, 7), tmp_path / "r", progress=True)
+    assert result.epochs_run == 1 and (tmp_path / "r" / "history.json").exists()
+    assert not list((tmp_path / "r").glob("events.out.tfevents.*"))
+    assert "tensorboardX is not installed" in capsys.readouterr().out

@@ -431,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--no-amp", "--no-bf16", dest="bf16", action="store_false", default=None,
       help="train in fp32 instead of the device's mixed precision (bf16 autocast on CPUs with AVX-512 BF16 and "
       "on bf16 GPUs, fp16 + grad scaler on older GPUs); slower")
+    a("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+      help="channels_last memory format for the convolutions (default: on; README has the measurement)")
     a("--device", default="auto", help=DEVICE_HELP + "; under torchrun, cuda means cuda:LOCAL_RANK")
     a("--compile", action="store_true", help="wrap the model in torch.compile (first epoch pays the compile "
       "time; see README for where it measured faster)")
@@ -451,7 +453,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d: dict = read_config_file(args.config) if args.config else {}
     direct = ["model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler",
               "label_smoothing", "class_weighted", "online_aug", "erase", "patience", "seed", "limit", "augmented",
-              "bf16"]
+              "bf16", "channels_last"]
     for key in direct:
         value = getattr(args, key)
         if value is not None:
