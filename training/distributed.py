@@ -100,18 +100,20 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def all_sum(values: list[float] | torch.Tensor, ctx: Dist, device: torch.device) -> torch.Tensor:
-    """Element-wise sum over processes (a float64 tensor on ``device``; unchanged when not distributed)."""
-    t = torch.as_tensor(values, dtype=torch.float64, device=device).clone()
-    if ctx.active:
-        dist.all_reduce(t)
-    return t
+def all_sum(values: torch.Tensor, ctx: Dist, device: torch.device) -> torch.Tensor:
+    """Element-wise sum over processes, as a float64 CPU tensor (``values`` itself when not distributed)."""
+    if not ctx.active:
+        return values.detach().to("cpu", torch.float64)
+    t = values.detach().to(device, torch.float64).clone()
+    dist.all_reduce(t)
+    return t.cpu()
 
 
 def all_max(value: float, ctx: Dist, device: torch.device) -> float:
+    if not ctx.active:
+        return float(value)
     t = torch.tensor([float(value)], dtype=torch.float64, device=device)
-    if ctx.active:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t.item())
 
 

@@ -46,6 +46,11 @@ __all__ = ["ROOT", "TrainConfig", "read_config_file", "images_seen", "training_a
 CHECK_EVERY = 20  # steps between reading the loss on the host: each read waits for the GPU to finish
 
 
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """Running sums in float64, except on Apple MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the annealing search records such trials as failed."""
 
@@ -120,13 +125,13 @@ def evaluate_split(model: torch.nn.Module, split: ResidentSet, rt: Runtime, batc
     n = len(split)
     share = -(-n // rt.dist.world)
     lo, hi = rt.dist.rank * share, min(n, (rt.dist.rank + 1) * share)
-    loss = torch.zeros((), dtype=torch.float64, device=rt.device)
-    correct = torch.zeros((), dtype=torch.float64, device=rt.device)
+    loss = torch.zeros((), dtype=_sum_dtype(rt.device), device=rt.device)
+    correct = torch.zeros((), dtype=_sum_dtype(rt.device), device=rt.device)
     for i in range(lo, hi, batch):
         idx = torch.arange(i, min(i + batch, hi), device=rt.device)
         x, y = split.batch(idx)
         logits = model(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").double()
+        loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     total_loss, total_correct = distributed.all_sum(torch.stack([loss, correct]), rt.dist, rt.device).tolist()
     return total_loss / max(n, 1), total_correct / max(n, 1)
@@ -153,7 +158,7 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
     rank, world = rt.dist.rank, rt.dist.world
     big, b = cfg.batch_size, cfg.batch_size // world
     steps = len(order) // big  # drop the ragged last batch: BatchNorm dislikes tiny batches
-    total_loss = torch.zeros((), dtype=torch.float64, device=rt.device)
+    total_loss = torch.zeros((), dtype=_sum_dtype(rt.device), device=rt.device)
     correct = torch.zeros((), dtype=torch.int64, device=rt.device)
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
@@ -177,7 +182,7 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
             loss.backward()
             opt.step()
         sched.step()
-        total_loss += loss.detach().double() * (big / world)
+        total_loss += loss.detach() * (big / world)
         correct += (logits.detach().argmax(1) == y).sum()
         if step % CHECK_EVERY == 0 or step == steps - 1:
             _check_finite(total_loss, rt, epoch, step)
@@ -189,7 +194,7 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
     if rt.device.type == "cuda":
         torch.cuda.synchronize(rt.device)
     secs = distributed.all_max(time.perf_counter() - start, rt.dist, rt.device)
-    loss_sum, n_correct = distributed.all_sum(torch.stack([total_loss, correct.double()]), rt.dist,
+    loss_sum, n_correct = distributed.all_sum(torch.stack([total_loss, correct.to(total_loss.dtype)]), rt.dist,
                                               rt.device).tolist()
     seen = steps * big
     return loss_sum / max(seen, 1), n_correct / max(seen, 1), secs
@@ -482,6 +487,28 @@ def find_resumable(log_root: Path, model: str | None) -> Path:
     return runs[-1]
 
 
+def plan_run(args: argparse.Namespace, ctx: distributed.Dist, device: torch.device) -> tuple[Path, TrainConfig]:
+    """The run folder and config, decided by rank 0 alone and sent to the others: only rank 0 needs the log
+    folder (other machines may not have it), and every rank fails with rank 0's one-line error, never waits."""
+    plan: tuple = ("", {})
+    if ctx.is_main:
+        try:
+            log_root = Path(args.log_root)
+            if args.resume:
+                run_dir = find_resumable(log_root, args.model) if args.resume == "latest" else Path(args.resume)
+                cfg = TrainConfig.from_dict(checkpoint.load(run_dir / "last.pt")["config"])
+            else:
+                cfg = config_from_args(args)
+                run_dir = new_run_dir(cfg.model, log_root)
+            plan = (str(run_dir), dataclasses.asdict(cfg))
+        except (ValueError, FileNotFoundError) as e:
+            plan = ("", str(e))
+    run_dir, cfg = distributed.broadcast(plan, ctx, device)
+    if isinstance(cfg, str):
+        raise ValueError(cfg)
+    return Path(run_dir), TrainConfig.from_dict(cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = distributed.SINGLE
@@ -489,14 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         ctx, device = distributed.setup(args.device)  # a missing device fails here, before the data loads
-        log_root = Path(args.log_root)
-        if args.resume:
-            run_dir = find_resumable(log_root, args.model) if args.resume == "latest" else Path(args.resume)
-            cfg = TrainConfig.from_dict(checkpoint.load(run_dir / "last.pt")["config"])
-        else:
-            cfg = config_from_args(args)
-            run_dir = new_run_dir(cfg.model, log_root) if ctx.is_main else None
-        run_dir = Path(distributed.broadcast(str(run_dir), ctx, device))  # rank 0's folder, on every rank
+        run_dir, cfg = plan_run(args, ctx, device)
         data = load_fer2013(args.data)
         if ctx.is_main:
             print(Runtime(device, choose_precision(device, cfg.bf16), ctx, None).banner(), flush=True)
