@@ -333,22 +333,17 @@ def _main(args: argparse.Namespace) -> int:
     if history:
         bar.set_postfix(best=f"{(_best(history) or {}).get('val_accuracy') or 0:.4f}",
                         T=f"{history[-1]['temperature']:.4f}")
-    def on_pending(records: list[dict]) -> None:
+
+    def on_pending(trials: list[dict], records: list[dict]) -> None:
         if records != folder.pending:
             folder.pending = records
             if records:
-                folder.save(trials_so_far[0])
-
-    trials_so_far: list[list[dict]] = [history]
-
-    def on_settled(trials: list[dict]) -> None:
-        trials_so_far[0] = trials
-        on_trial(trials)
+                folder.save_state(trials)
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = anneal(space, runner, schedule=schedule, seed=settings["seed"], workers=workers, history=history,
-                        pending=pending, on_trial=on_settled, on_pending=on_pending, deadline=deadline)
+                        pending=pending, on_trial=on_trial, on_pending=on_pending, deadline=deadline)
     finally:
         close = getattr(runner, "close", None)
         if close is not None:

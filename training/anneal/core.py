@@ -179,7 +179,7 @@ def anneal(
     history: Sequence[dict] = (),
     pending: Iterable[dict] = (),
     on_trial: Callable[[list[dict]], None] | None = None,
-    on_pending: Callable[[list[dict]], None] | None = None,
+    on_pending: Callable[[list[dict], list[dict]], None] | None = None,
     deadline: float | None = None,
     clock: Callable[[], float] | None = None,
 ) -> SearchResult:
@@ -189,8 +189,8 @@ def anneal(
     settled trial records of an earlier, interrupted run with the same settings: they are replayed (proposals
     recomputed and checked against the records) and not scored again; ``pending`` holds records of trials that
     finished but could not be settled yet (an earlier trial of their step was still running): they are reused.
-    ``on_trial`` receives the full record list after every settled trial and ``on_pending`` the finished but
-    unsettled records whenever that list grows; that is where callers persist state. A neighbour that was
+    ``on_trial`` receives the full record list after every settled trial, and ``on_pending`` that list and the
+    finished but unsettled records after every result; that is where callers persist state. A neighbour that was
     scored before, or is proposed twice in a step, is redrawn (up to MAX_REDRAWS times); if the space is too
     small to avoid it, the earlier outcome is reused and the trial marked ``cached``. An objective exception
     other than :class:`BudgetExhausted` marks the trial failed: objective 0 and rejected.
@@ -318,7 +318,7 @@ def anneal(
             finished[req.iteration] = _scored(req, result, seconds)
             settled = settle_ready(todo, settled, proposals, first_of, temperature)
             if on_pending is not None:
-                on_pending(sorted(finished.values(), key=lambda r: r["iteration"]))
+                on_pending(trials, sorted(finished.values(), key=lambda r: r["iteration"]))
         if out_of_budget or settled < len(todo):
             stopped = "time budget"
             break

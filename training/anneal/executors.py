@@ -14,10 +14,12 @@ The cluster path uses Dask distributed: the data is scattered to the workers onc
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -98,6 +100,26 @@ def _worker_trial(req: TrialRequest) -> TrialResult:
     return call_objective(objective, req)
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """While workers are spawned: Ctrl-C is ignored (and so ignored from birth by the workers, which inherit
+    that) and a SIGTERM is only noted, then raised as KeyboardInterrupt once the block is done. An interrupt
+    halfway through writing a new worker's start-up data would leave it a torn pipe and a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    if got:
+        raise KeyboardInterrupt
+
+
 class ProcessRunner:
     """``workers`` spawned processes on this machine, each with its own device slot and torch threads."""
 
@@ -105,10 +127,11 @@ class ProcessRunner:
         self.workers, self.devices, self.threads = workers, devices, threads
         self._args = (spec, data)
         self._pool: ProcessPoolExecutor | None = None
+        self._running: dict[Future, TrialRequest] = {}
 
     def _start(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
-        slots = ctx.Queue()
+        self._slots = slots = ctx.SimpleQueue()  # worker k takes slot k, hence its device
         for k in range(self.workers):
             slots.put(k)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
@@ -117,7 +140,8 @@ class ProcessRunner:
 
     def run(self, requests: Sequence[TrialRequest]) -> Iterator[TrialResult]:
         pool = self._pool or self._start()
-        futures: dict[Future, TrialRequest] = {pool.submit(_worker_trial, r): r for r in requests}
+        with _signals_deferred():  # submit() may spawn a worker: a Ctrl-C halfway would leave it a torn pipe
+            self._running = futures = {pool.submit(_worker_trial, r): r for r in requests}
         while futures:
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for fut in sorted(done, key=lambda f: futures[f].iteration):
@@ -129,17 +153,23 @@ class ProcessRunner:
                     yield req, RuntimeError("the worker process died (killed or out of memory?)"), 0.0
 
     def close(self) -> None:
-        """Stop at once: running trials are killed (they resume from their last epoch when the search does)."""
+        """Stop the workers; trials still running (after an interrupt) are killed at once, and resume from their
+        last epoch when the search does."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
         procs = list(getattr(pool, "_processes", {}).values())
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
+        if any(not f.done() for f in self._running):
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         for p in procs:
             p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+        self._slots.close()
+        self._slots = None
 
     def describe(self) -> str:
         return f"{self.workers} local worker processes on {', '.join(self.devices)}, {self.threads} thread(s) each"
@@ -166,7 +196,7 @@ class DaskRunner:
         except ImportError:
             raise ValueError("--cluster needs Dask distributed: pip install 'emotionlens[cluster]'") from None
         try:
-            self.client = Client(address, timeout=timeout, set_as_default=False)
+            self.client = Client(address, timeout=timeout)
         except (OSError, TimeoutError) as e:
             raise ValueError(f"--cluster {address}: cannot reach a Dask scheduler there ({type(e).__name__}); start "
                              "one with 'dask scheduler' and workers with 'dask worker ADDRESS'") from None

@@ -90,13 +90,18 @@ class RunFolder:
             self.writer = SummaryWriter(str(self.dir))
         self._logged = logged
 
-    def save(self, trials: list[dict], complete: bool = False, stopped: str = "running") -> None:
-        best = _best(trials)
+    def save_state(self, trials: list[dict], complete: bool = False, stopped: str = "running") -> None:
+        """trials.json alone: enough for a resume (called too when a trial finished ahead of its turn)."""
         done = trials[-1]["iteration"] if trials else 0
         self.pending = [r for r in self.pending if r["iteration"] > done]
         state = {"format": FORMAT, "settings": self.settings, "complete": complete, "stopped": stopped,
-                 "best": best, "trials": trials, "pending": self.pending}
+                 "best": _best(trials), "trials": trials, "pending": self.pending}
         write_text(self.dir / "trials.json", json.dumps(state, indent=1) + "\n")
+
+    def save(self, trials: list[dict], complete: bool = False, stopped: str = "running") -> None:
+        """Every file, after a trial is settled."""
+        self.save_state(trials, complete, stopped)
+        best = _best(trials)
         write_text(self.dir / "trials.csv", csv_text(trials, self.space.names))
         if best is not None:
             write_text(self.dir / "best.json", json.dumps(self.best_json(best, len(trials)), indent=2) + "\n")
