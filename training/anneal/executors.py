@@ -86,6 +86,11 @@ def _die_with_parent(parent: int) -> None:
 def _init_worker(parent: int, spec: TrialSpec, data: FER2013, slots: Any, devices: list[str], threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the search handles it
     _die_with_parent(parent)
+    from tqdm import tqdm
+
+    # tqdm's default lock is a multiprocessing RLock, a named semaphore that a worker killed mid-trial would
+    # leave behind (and the resource tracker warn about); a worker only needs a thread lock
+    tqdm.set_lock(threading.RLock())
     import torch
 
     torch.set_num_threads(threads)
