@@ -270,9 +270,9 @@ def _main(args: argparse.Namespace) -> int:
         devices = []
         search_device = f"dask {args.cluster} ({args.device})"
     else:
-        devices = worker_devices(args.device, args.devices)
-        search_device = ",".join(devices) if workers > 1 else devices[0]
-        names = sorted({describe(resolve_device(d)).name for d in devices[:workers]})
+        devices = worker_devices(args.device, args.devices)[:workers]  # worker k takes devices[k % len]
+        search_device = ",".join(devices)
+        names = sorted({describe(resolve_device(d)).name for d in devices})
         print(f"device: {search_device} ({'; '.join(names)})", flush=True)
     if args.threads and workers == 1:
         torch.set_num_threads(args.threads)
@@ -280,8 +280,8 @@ def _main(args: argparse.Namespace) -> int:
 
     history: list[dict] = []
     if run_dir is not None:
-        history = read_state(run_dir)["trials"]
-        pending = read_state(run_dir)["pending"]
+        state = read_state(run_dir)
+        history, pending = state["trials"], state["pending"]
     else:
         run_dir = new_run_dir(base.model, log_root)
         pending = []
