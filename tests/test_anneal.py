@@ -546,7 +546,7 @@ def test_cli_time_budget_then_resume(tiny_run, tmp_path, monkeypatch):
         return real_fit(cfg, data, run_dir, **kw)
 
     monkeypatch.setattr(train, "fit", fit)
-    monkeypatch.setattr(an.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     root = tmp_path / "logs"
     assert an.main(tiny_run(root, "--no-tensorboard", "--time-budget", "250s")) == 0
     (run,) = run_dirs(root)

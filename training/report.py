@@ -92,7 +92,7 @@ def anneal_table(run_dir: Path) -> str:
     with open(run_dir / "trials.csv", newline="") as f:
         trials = list(csv.DictReader(f))
     fixed = {"iteration", "status", "temperature", "val_accuracy", "acceptance_probability", "accepted",
-             "best_so_far", "seconds", "epochs_run", "reason"}
+             "best_so_far", "seconds", "epochs_run", "reason", "device"}
     params = [k for k in trials[0] if k not in fixed] if trials else []
     cols = ["trial", "T", *params, "val acc", "accepted", "best so far", "seconds"]
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
