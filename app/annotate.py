@@ -1,7 +1,10 @@
 """Draw numbered face boxes and per-model labels on a copy of the photo, and save images atomically.
 
-Sizes scale with the photo so the labels read the same on a 240p frame viewed 1:1 and on a 4000x3000
-photo viewed fit-to-screen; labels are placed to avoid each other and the frame edge.
+The picture follows the window's rule and colours (app.layout): every box carries a tag with its number and
+ensemble emotion in that emotion's colour; the full line (each model's label in its own emotion's colour, on
+a dark strip) goes where it covers no face box, else it is left out and the tag stays (labels.csv has every
+number). Sizes scale with the photo so the labels read the same on a 240p frame viewed 1:1 and on a
+4000x3000 photo viewed fit-to-screen.
 """
 
 from __future__ import annotations
@@ -16,10 +19,25 @@ from PIL import Image, ImageDraw, ImageFont
 from app.atomic import atomic_path
 from app.emotions import COLORS
 from app.labeler import FaceResult, PhotoResult
+from app.layout import Placement, place_labels
 
 SEP = " · "
 MIN_FONT_PX = 11  # smallest size still legible at 1:1 on a 240p frame
 FONT_FRACTION = 0.016  # font px per px of the longest side: ~31 px on 1080p, 64 px on 4000x3000
+LABEL_BG = (28, 28, 28)  # the full label's strip, as on screen: every model's colour reads on it
+SEP_COLOR = (187, 187, 187)
+UNKNOWN_COLOR = (160, 160, 160)  # a class the palette does not know (a future extra class)
+
+
+def color(label: str) -> tuple[int, int, int]:
+    """RGB colour of an emotion, shared by the window and the saved images."""
+    return COLORS.get(label, UNKNOWN_COLOR)
+
+
+def text_color(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads on ``rgb`` (the tag's fill)."""
+    r, g, b = rgb
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
 
 
 @lru_cache(maxsize=32)
@@ -35,21 +53,24 @@ def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 def label_text(face: FaceResult, display_names: dict[str, str]) -> list[str]:
     """``["CNN happy 91%", "FF happy 58%", ...]`` in manifest order (the order of ``face.predictions``)."""
-    names = display_names
-    return [f"{names.get(name, name)} {p.label} {round(100 * p.confidence)}%" for name, p in face.predictions.items()]
+    return [text for text, _ in label_parts(face, display_names)]
 
 
-def _text_color(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    r, g, b = rgb
-    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
+def label_parts(face: FaceResult, display_names: dict[str, str]) -> list[tuple[str, str]]:
+    """(text, emotion) per model in manifest order: ``("CNN happy 91%", "happy")``; the emotion picks the colour."""
+    return [
+        (f"{display_names.get(name, name)} {p.label} {round(100 * p.confidence)}%", p.label)
+        for name, p in face.predictions.items()
+    ]
 
 
-def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+def tag_text(face: FaceResult, short: bool = False) -> str:
+    """The tag on a box: ``"3 happy"``, or ``"3"`` where the emotion word does not fit."""
+    return str(face.index) if short else f"{face.index} {face.ensemble.label}"
 
 
 def annotate(rgb: np.ndarray, result: PhotoResult, display_names: dict[str, str]) -> np.ndarray:
-    """RGB copy of ``rgb`` with a numbered box per face in its ensemble emotion's colour and a label line."""
+    """RGB copy of ``rgb`` with a numbered, tagged box per face and the full label line where it fits."""
     a = np.asarray(rgb)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
@@ -61,62 +82,62 @@ def annotate(rgb: np.ndarray, result: PhotoResult, display_names: dict[str, str]
     line_w = max(2, round(ref / 400))
     pad = max(2, px // 5)
     draw = ImageDraw.Draw(im)
-    placed: list[tuple[int, int, int, int]] = [
-        (f.box.x, f.box.y, f.box.x + f.box.w, f.box.y + f.box.h) for f in result.faces
-    ]  # labels avoid other faces too
-    for face in result.faces:
-        color = COLORS.get(face.ensemble.label, (255, 255, 255))
-        fg = _text_color(color)
-        b = face.box
-        x0, y0, x1, y1 = b.x, b.y, b.x + b.w - 1, b.y + b.h - 1
-        draw.rectangle((x0, y0, x1, y1), outline=color, width=line_w)
-        # Number badge in the box's top-left corner.
-        num = str(face.index)
-        nb = draw.textbbox((0, 0), num, font=font)
-        bw, bh = nb[2] - nb[0] + 2 * pad, nb[3] - nb[1] + 2 * pad
-        draw.rectangle((x0, y0, x0 + bw, y0 + bh), fill=color)
-        draw.text((x0 + pad - nb[0], y0 + pad - nb[1]), num, font=font, fill=fg)
-        # Label: one line if it fits somewhere free, else one line per model.
-        parts = label_text(face, display_names)
-        own = (b.x, b.y, b.x + b.w, b.y + b.h)
-        others = [r for r in placed if r != own]
-        rect, lines = _place(draw, font, pad, parts, (x0, y0, x1, y1), W, H, others)
-        draw.rectangle(rect, fill=color)
-        lh = draw.textbbox((0, 0), "Ag", font=font)
-        ty = rect[1] + pad
-        for line in lines:
-            draw.text((rect[0] + pad, ty - lh[1]), line, font=font, fill=fg)
-            ty += lh[3] - lh[1] + pad
-        placed.append(rect)
+    asc = draw.textbbox((0, 0), "Ag", font=font)
+    lh = asc[3] - asc[1]
+
+    def size(lines: list[str]) -> tuple[float, float]:
+        tw = max(draw.textlength(t, font=font) for t in lines)
+        return (int(tw) + 2 * pad, len(lines) * (lh + pad) + pad)
+
+    faces = result.faces
+    boxes = [(f.box.x, f.box.y, f.box.x + f.box.w, f.box.y + f.box.h) for f in faces]
+    tags = [(size([tag_text(f)]), size([tag_text(f, short=True)])) for f in faces]
+    fulls = []
+    for f in faces:
+        parts = label_text(f, display_names)
+        fulls.append((size([SEP.join(parts)]), size(parts)) if parts else None)
+    placements = place_labels(boxes, tags, fulls, (0, 0, W, H), gap=pad)
+    for f, box in zip(faces, boxes, strict=True):
+        draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=color(f.ensemble.label), width=line_w)
+    for f, box, pl in zip(faces, boxes, placements, strict=True):
+        _draw_labels(draw, font, pad, lh, asc[1], f, box, pl, display_names, line_w)
     return np.asarray(im)
 
 
-def _place(
+def _draw_labels(
     draw: ImageDraw.ImageDraw,
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
     pad: int,
-    parts: list[str],
+    lh: int,
+    top: int,
+    face: FaceResult,
     box: tuple[int, int, int, int],
-    W: int,
-    H: int,
-    taken: list[tuple[int, int, int, int]],
-) -> tuple[tuple[int, int, int, int], list[str]]:
-    """Label rectangle and its lines: above, below, then inside the box; one line first, then stacked."""
-    x0, y0, x1, y1 = box
-    lh_box = draw.textbbox((0, 0), "Ag", font=font)
-    lh = lh_box[3] - lh_box[1]
-    candidates = []
-    for lines in ([SEP.join(parts)], parts):
-        tw = max(draw.textlength(t, font=font) for t in lines)
-        rw, rh = int(tw) + 2 * pad, len(lines) * (lh + pad) + pad
-        lx = min(max(0, x0), max(0, W - rw))
-        for ly in (y0 - rh - 1, y1 + 1, y0 + (lh + 2 * pad) + 1):
-            ly = min(max(0, ly), max(0, H - rh))
-            rect = (lx, ly, lx + rw, ly + rh)
-            candidates.append((rect, lines))
-            if rw <= W and not any(_overlaps(rect, t) for t in taken):
-                return rect, lines
-    return candidates[0]
+    pl: Placement,
+    display_names: dict[str, str],
+    line_w: int,
+) -> None:
+    fill = color(face.ensemble.label)
+    x0, y0, x1, y1 = (round(v) for v in pl.tag)
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=fill)
+    draw.text((x0 + pad, y0 + pad - top), tag_text(face, pl.short), font=font, fill=text_color(fill))
+    if pl.full is None:
+        return
+    if pl.leader is not None:
+        draw.line(pl.leader, fill=fill, width=max(1, line_w // 2))
+    fx0, fy0, fx1, fy1 = (round(v) for v in pl.full)
+    draw.rectangle((fx0, fy0, fx1 - 1, fy1 - 1), fill=LABEL_BG, outline=fill)
+    parts = label_parts(face, display_names)
+    lines = [[p] for p in parts] if pl.stacked else [parts]
+    ty = fy0 + pad
+    for line in lines:
+        x = fx0 + pad
+        for k, (text, label) in enumerate(line):
+            if k:
+                draw.text((x, ty - top), SEP, font=font, fill=SEP_COLOR)
+                x += draw.textlength(SEP, font=font)
+            draw.text((x, ty - top), text, font=font, fill=color(label))
+            x += draw.textlength(text, font=font)
+        ty += lh + pad
 
 
 def save_image(rgb: np.ndarray, path: str | os.PathLike) -> None:

@@ -1,4 +1,5 @@
-"""Drive the real Tk window under a private Xvfb: open, label, toggle, save, fail, batch, cancel.
+"""Drive the real Tk window under a private Xvfb: open, label, toggle, save, fail, batch, cancel, and a
+24-face photo with clicks, keys, zoom and pan (real Tk events).
 
 The window is driven through App's headless methods (open_image, wait_idle, face_rows, ...), i.e. the same
 code paths the buttons call minus the file dialogs, and what is asserted is read back from the canvases.
@@ -6,6 +7,7 @@ code paths the buttons call minus the file dialogs, and what is asserted is read
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -19,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from app.detect import Box
+from app.layout import overlaps, reading_order
 
 pytestmark = pytest.mark.gui
 
@@ -202,23 +207,52 @@ def test_not_an_image_and_missing_file(make_app, tiny_zoo, tmp_path):
         assert app.status().startswith(f"Cannot open {path.name}")
 
 
+TECHNICAL_WORDS = ("python", "training.export", "--zoo", "manifest", "onnx", "ZooError", "Traceback")
+
+
+def _end_user_words(text: str) -> None:
+    for word in TECHNICAL_WORDS:
+        assert word.lower() not in text.lower(), f"{word!r} in a message for end users: {text!r}"
+
+
 def test_missing_zoo_shows_message_then_retries(make_app, tiny_zoo, sample_photo, tmp_path):
     zoo = tmp_path / "zoo"
     app = make_app(zoo_dir=zoo)
     assert app.zoo_error and app.status().startswith("Models not loaded")
-    messages = [app.canvas.itemcget(i, "text") for i in app.canvas.find_withtag("message")
-                if app.canvas.type(i) == "text"]
-    assert messages and "Models could not be loaded" in messages[0]
+    message = app.message_text()
+    assert "cannot find its emotion models" in message and "File > Reload models" in message
+    assert str(zoo) in message  # where to put them
+    _end_user_words(message.replace(str(zoo), ""))
+    _end_user_words(app.status())
+    # The technical line is one click away.
+    assert app.details_btn.winfo_manager() == "pack" and "not found" in app.detail
+    app.details_btn.invoke()
+    details = [w for w in app.root.winfo_children() if isinstance(w, tk.Toplevel)]
+    assert details and "not found" in details[-1].winfo_children()[0].get("1.0", "end")
+    details[-1].destroy()
     # Opening a photo still shows it, with the message instead of labels.
     app.open_image(sample_photo)
     assert app.wait_idle(WAIT)
     assert app.status().startswith("Models not loaded") and app.face_rows() == []
     assert app.canvas.find_withtag("photo")
+    _end_user_words(app.message_text().replace(str(zoo), ""))
     # The user copies the models in; the next open retries and labels.
     shutil.copytree(tiny_zoo, zoo)
     app.open_image(sample_photo)
     assert app.wait_idle(WAIT)
     assert len(app.face_rows()) == 1 and app.zoo_error is None
+    assert app.details_btn.winfo_manager() == ""
+
+
+def test_empty_zoo_folder_says_what_to_do(make_app, tmp_path):
+    """An empty model folder used to say "export models with python -m training.export"."""
+    zoo = tmp_path / "models"
+    zoo.mkdir()
+    app = make_app(zoo_dir=zoo)
+    message = app.message_text()
+    assert "cannot find its emotion models" in message
+    _end_user_words(message.replace(str(zoo), ""))
+    assert "training.export" in app.detail or "manifest" in app.detail  # the developer's hint, behind Details
 
 
 def test_reload_models_after_copying_them_in(make_app, tiny_zoo, tmp_path):
@@ -307,11 +341,12 @@ def test_any_number_of_models_in_manifest_order(make_app, zoo_factory, sample_ph
 def test_corrupt_model_at_start_shows_message(make_app, zoo_copy, sample_photo):
     (zoo_copy / "ff.onnx").write_bytes(b"not a model")
     app = make_app(zoo_dir=zoo_copy)
-    assert app.status().startswith("Models not loaded") and "ff.onnx" in app.status()
-    assert "\n" not in app.status()
+    assert app.status().startswith("Models not loaded") and "damaged" in app.status()
+    assert "ff.onnx" in app.detail and "\n" not in app.status()
+    _end_user_words(app.message_text().replace(str(zoo_copy), ""))
     app.open_image(sample_photo)  # retries, fails the same way, still no exception
     assert app.wait_idle(WAIT)
-    assert app.face_rows() == [] and "ff.onnx" in app.status()
+    assert app.face_rows() == [] and "ff.onnx" in app.detail
 
 
 def test_batch_folder_writes_copies_and_csv(make_app, tiny_zoo, sample_photo, tmp_path):
@@ -398,3 +433,303 @@ def test_shortcuts_bound(make_app, tiny_zoo):
     app = make_app(zoo_dir=tiny_zoo)
     for seq in ("<Control-o>", "<Control-O>", "<Control-s>", "<Control-q>"):
         assert app.root.bind_all(seq), seq
+
+
+# --- a crowded photo: 24 faces ---
+# A 6 x 4 collage of the sample portrait (heads at uneven heights); the detector is replaced by one that
+# returns the tiles in reading order, so the tests know every face's box without ../shared (the models are the
+# tiny test zoo). With ../shared, the real 24-face collage is walked as well (slow).
+
+COLS, ROWS, SIDE, GAP = 6, 4, 150, 40
+
+
+def _tile_boxes() -> list[Box]:
+    boxes = []
+    for r in range(ROWS):
+        for c in range(COLS):
+            jitter = (c % 3) * 12  # heads are never level in a real group photo
+            boxes.append(Box(GAP + c * (SIDE + GAP), GAP + r * (SIDE + GAP) + jitter, SIDE, SIDE, eyes=2))
+    return boxes
+
+
+@pytest.fixture
+def collage(tmp_path, sample_photo, monkeypatch):
+    """(path, boxes in reading order, detectors asked for): the collage and a detector that knows its faces."""
+    boxes = _tile_boxes()
+    face = Image.open(sample_photo).convert("RGB").resize((SIDE, SIDE))
+    w, h = COLS * (SIDE + GAP) + GAP, ROWS * (SIDE + GAP) + GAP + 30
+    img = Image.new("RGB", (w, h), (70, 80, 90))
+    for b in boxes:
+        img.paste(face, (b.x, b.y))
+    path = tmp_path / "collage.jpg"
+    img.save(path, quality=90)
+    ordered = [boxes[i] for i in reading_order([(b.x, b.y, b.w, b.h) for b in boxes])]
+    asked: list[str] = []
+
+    def fake_detect(rgb, eye_check=True, detector="haar", **_kw):
+        asked.append(detector)
+        return list(ordered)
+
+    monkeypatch.setattr("app.labeler.detect_faces", fake_detect)
+    return path, ordered, asked
+
+
+def _open(make_app, tiny_zoo, path, geometry="720x480"):
+    app = make_app(zoo_dir=tiny_zoo)
+    app.root.geometry(geometry)
+    app.open_image(path)
+    assert app.wait_idle(WAIT)
+    _settle(app)
+    return app
+
+
+def _settle(app, seconds=0.3):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.root.update()
+        time.sleep(0.02)
+    assert app.wait_idle(WAIT)
+
+
+def _click(widget, x, y):
+    for seq in ("<Motion>", "<ButtonPress-1>", "<ButtonRelease-1>"):
+        widget.event_generate(seq, x=int(x), y=int(y), warp=False)
+    widget.update()
+
+
+def _key(widget, keysym):
+    widget.event_generate("<KeyPress>", keysym=keysym)
+    widget.update()
+
+
+def _labels_clear_of_other_boxes(app) -> int:
+    """Every tag and fixed full label on the canvas is clear of every other face's box; returns how many."""
+    c = app.canvas
+    boxes = {f.index: app.photo.to_canvas(f.box) for f in app.result.faces}
+    checked = 0
+    for item in c.find_withtag("tag") + c.find_withtag("fixed"):
+        if c.type(item) != "rectangle":
+            continue
+        owner = next(int(t[4:]) for t in c.gettags(item) if t.startswith("face"))
+        r = c.coords(item)
+        for index, b in boxes.items():
+            if index != owner:
+                shrunk = (b[0] + 1, b[1] + 1, b[2] - 1, b[3] - 1)  # outlines may touch
+                assert not overlaps(tuple(r), shrunk), f"label of face {owner} covers face {index}"
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("geometry", ["720x480", "1600x1000"])
+def test_collage_table_in_reading_order_and_labels_clear(make_app, tiny_zoo, collage, geometry):
+    path, ordered, _ = collage
+    app = _open(make_app, tiny_zoo, path, geometry)
+    faces = app.result.faces
+    assert len(faces) == 24 and "24 faces" in app.status()
+    assert app.panel.order() == list(range(1, 25))  # the table lists every face in face-number order
+    centres = [(f.box.x, f.box.y, f.box.w, f.box.h) for f in faces]
+    assert reading_order(centres) == list(range(24))  # numbers follow rows, then left to right
+    assert len(app.face_rows()) == 24
+    assert _labels_clear_of_other_boxes(app) >= 24  # at least every tag
+    assert len(app.canvas.find_withtag("tag")) == 24
+
+
+def test_click_box_selects_card_and_row(make_app, tiny_zoo, collage):
+    path, _, _ = collage
+    app = _open(make_app, tiny_zoo, path)
+    last = app.result.faces[-1]
+    x0, y0, x1, y1 = app.photo.to_canvas(last.box)
+    _click(app.canvas, (x0 + x1) / 2, (y0 + y1) / 2)
+    assert app.selected == last.index == 24
+    assert app.panel.tree.selection() == ("24",)
+    app.root.update_idletasks()
+    assert app.panel.row_visible(24), "the table did not scroll to the selected row"
+    assert "Face 24 of 24" in app.panel_text()
+    assert app.status().startswith("Face 24 of 24")
+    halo = [i for i in app.canvas.find_withtag("face24") if "halo" in app.canvas.gettags(i)]
+    assert halo and app.canvas.itemcget(halo[0], "outline") == "#ffffff"  # highlighted on the photo
+    # A row picked in the table selects the face on the photo.
+    app.panel.tree.selection_set(("3",))
+    app.panel.tree.event_generate("<<TreeviewSelect>>")
+    app.root.update()
+    assert app.selected == 3 and "Face 3 of 24" in app.panel_text()
+    # Hover shows a face's full line even where it had no room.
+    f5 = app.result.faces[4]
+    x0, y0, x1, y1 = app.photo.to_canvas(f5.box)
+    app.canvas.event_generate("<Motion>", x=int((x0 + x1) / 2), y=int((y0 + y1) / 2))
+    app.root.update()
+    assert app.photo.hover == 5 and any(t.startswith("CNN ") for t in _texts(app, "face5"))
+
+
+def _texts(app, tag):
+    c = app.canvas
+    return [c.itemcget(i, "text") for i in c.find_withtag(tag) if c.type(i) == "text"]
+
+
+def test_keyboard_only_walk_through_all_faces(make_app, tiny_zoo, collage):
+    path, _, _ = collage
+    app = _open(make_app, tiny_zoo, path)
+    app.root.focus_force()
+    app.open_btn.focus_set()
+    app.root.update()
+    for _ in range(12):  # Tab from the toolbar reaches the photo
+        if app.root.focus_get() is app.canvas:
+            break
+        _key(app.root.focus_get(), "Tab")
+    assert app.root.focus_get() is app.canvas
+    n = len(app.result.faces)
+    for k in range(1, n + 1):
+        _key(app.canvas, "n")
+        assert app.selected == k and app.status().startswith(f"Face {k} of {n}:"), app.status()
+        assert app.panel.row_visible(k)
+        box = app.photo.to_canvas(app.result.faces[k - 1].box)
+        cw, ch = app.photo.viewport()
+        assert box[0] >= -1 and box[1] >= -1 and box[2] <= cw + 1 and box[3] <= ch + 1  # in view
+    _key(app.canvas, "n")
+    assert app.selected == n  # stays on the last
+    for keysym, expected in (("Home", 1), ("Right", 2), ("Down", 3), ("Left", 2), ("End", n), ("p", n - 1)):
+        _key(app.canvas, keysym)
+        assert app.selected == expected, keysym
+    _key(app.canvas, "Prior")  # a page of table rows up, then down again
+    assert app.selected < n - 2
+    _key(app.canvas, "Next")
+    assert app.selected == n - 1
+    # Tab moves into the table; its keys walk the same faces.
+    _key(app.canvas, "Tab")
+    assert app.root.focus_get() is app.panel.tree
+    _key(app.panel.tree, "Home")
+    assert app.selected == 1 and app.panel.tree.selection() == ("1",)
+    _key(app.panel.tree, "Down")
+    assert app.selected == 2 and app.status().startswith("Face 2 of")
+    _key(app.panel.tree, "Next")
+    assert app.selected > 3
+    _key(app.panel.tree, "ISO_Left_Tab")  # Shift+Tab on X11: back to the photo
+    assert app.root.focus_get() is app.canvas
+
+
+def test_zoom_with_ctrl_wheel_and_pan_by_drag(make_app, tiny_zoo, collage):
+    path, _, _ = collage
+    app = _open(make_app, tiny_zoo, path, "1000x700")
+    c = app.canvas
+    assert app.photo.fitted and abs(app.photo.zoom - 1) < 1e-6
+    for _ in range(4):
+        c.event_generate("<Button-4>", x=100, y=100, state=0x4)  # Ctrl + wheel up on X11
+    app.root.update()
+    assert app.photo.zoom > 2
+    ox, oy = app.photo.ox, app.photo.oy
+    c.event_generate("<ButtonPress-1>", x=200, y=200)
+    c.event_generate("<Motion>", x=240, y=230, state=0x100)  # dragging with button 1 held
+    c.event_generate("<ButtonRelease-1>", x=240, y=230)
+    app.root.update()
+    assert (app.photo.ox, app.photo.oy) != (ox, oy) and app.selected is None  # a drag pans, never selects
+    assert _labels_clear_of_other_boxes(app) >= 1
+    _key(c, "0")
+    assert app.photo.fitted
+
+
+def test_detector_menu_lists_detectors_and_relabels(make_app, tiny_zoo, collage, monkeypatch):
+    path, _, asked = collage
+    monkeypatch.setattr("app.gui.window.DETECTORS", ("haar", "other"))
+    app = _open(make_app, tiny_zoo, path)
+    menu = app.detector_menu
+    labels = [menu.entrycget(i, "label") for i in range(menu.index("end") + 1)]
+    assert labels == ["haar", "other"] and all(menu.type(i) == "radiobutton" for i in range(2))
+    assert "detector haar" in app.status() and asked[-1] == "haar"
+    menu.invoke(1)  # Detector > other
+    assert app.wait_idle(WAIT)
+    assert asked[-1] == "other" and "detector other" in app.status()
+
+
+def test_saved_image_draws_tags_in_screen_colours(make_app, tiny_zoo, collage, tmp_path):
+    path, _, _ = collage
+    app = _open(make_app, tiny_zoo, path)
+    out = app.save_annotated(tmp_path / "out.png")
+    saved = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    from app.annotate import color
+
+    for f in app.result.faces:  # the box outline is drawn in the ensemble emotion's colour
+        b = f.box
+        assert tuple(saved[b.y + b.h // 2, b.x + 1]) == color(f.ensemble.label)
+
+
+# --- folder labelling: where results go ---
+
+
+def test_folder_default_output_is_a_new_folder_beside_the_input(make_app, tiny_zoo, sample_photo, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    src = data / "Holiday"
+    src.mkdir(parents=True)
+    shutil.copy(sample_photo, src / "a.jpg")
+    (data / "other.txt").write_text("the user's data folder")
+    app = make_app(zoo_dir=tiny_zoo)
+    used = app.open_folder(src)
+    assert app.wait_idle(WAIT)
+    assert used == (data / "Holiday labels").resolve()
+    assert sorted(p.name for p in data.iterdir()) == ["Holiday", "Holiday labels", "other.txt"]
+    assert (used / "labels.csv").is_file() and (used / "annotated" / "a.jpg").is_file()
+    # Again: the first results folder now holds files, so the next proposal is a fresh one.
+    from app.gui.messages import default_output_folder
+
+    assert default_output_folder(src) == (data / "Holiday labels 2").resolve()
+    # A folder that holds files is refused unless the user confirmed it.
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "thesis.docx").write_text("precious")
+    assert app.open_folder(src, busy) is None and "already holds files" in app.status()
+    assert sorted(p.name for p in busy.iterdir()) == ["thesis.docx"]
+    assert app.open_folder(src, busy, confirmed=True) == busy
+    assert app.wait_idle(WAIT) and (busy / "labels.csv").is_file() and (busy / "thesis.docx").is_file()
+
+
+def test_open_folder_dialog_proposes_new_folder(make_app, tiny_zoo, sample_photo, tmp_path, monkeypatch):
+    import shutil
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    shutil.copy(sample_photo, src / "a.jpg")
+    app = make_app(zoo_dir=tiny_zoo)
+    monkeypatch.setattr("app.gui.window.filedialog.askdirectory", lambda **_kw: str(src))
+    seen: list[str] = []
+
+    def press_enter():
+        dialogs = [w for w in app.root.winfo_children() if isinstance(w, tk.Toplevel)]
+        assert dialogs
+        seen.append(dialogs[-1].title())
+        seen.append(_all_text(dialogs[-1]))
+        dialogs[-1].event_generate("<Return>")
+
+    app.root.after(300, press_enter)
+    app.ask_open_folder()
+    assert app.wait_idle(WAIT)
+    assert seen[0] == "Label a folder of photos" and "photos labels" in seen[1]
+    assert (tmp_path / "photos labels" / "labels.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "photos labels"]
+
+
+def _all_text(widget) -> str:
+    out = []
+    for w in widget.winfo_children():
+        with contextlib.suppress(tk.TclError):
+            out.append(str(w.cget("text")))
+        out.append(_all_text(w))
+    return "\n".join(out)
+
+
+# --- the real 24-face collage, when ../shared is there ---
+
+
+@pytest.mark.slow
+def test_real_collage_keyboard_walk(make_app, tiny_zoo, shared_dir):
+    photo = Path(shared_dir) / "data" / "group_photos" / "bald_guys.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} not found")
+    app = _open(make_app, tiny_zoo, photo)
+    n = len(app.result.faces)
+    assert n >= 20, app.status()
+    assert _labels_clear_of_other_boxes(app) >= n
+    app.canvas.focus_force()
+    for k in range(1, n + 1):
+        _key(app.canvas, "n")
+        assert app.selected == app.panel.order()[k - 1] and app.status().startswith(f"Face {app.selected} of {n}")

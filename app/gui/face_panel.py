@@ -1,0 +1,237 @@
+"""The side panel: a sortable table with one row per face, and the selected face's card with its charts.
+
+Why: a 24-face photo drawn as 24 cards of ~330 px is 8,000 px of scrolling; a table row per face shows every
+face at once (sortable to find "all the angry ones"), and the full card (crop, every model's 7-bar chart)
+is drawn only for the face the user picked on the photo, in the table or with the keys.
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Callable
+from tkinter import ttk
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageTk
+
+from app.emotions import EMOTIONS
+from app.gui.photo_view import hex_color
+
+CHART_MIN_W = 185  # the card lays out as many chart columns as fit this width
+THUMB = 96
+
+
+def percent(p: float) -> str:
+    """Confidence as a whole percent, the precision a person reads at a glance."""
+    return f"{100.0 * float(p):.0f}%"
+
+
+class FacePanel:
+    """``frame`` holds the table (top) and the card (below); ``on_select(index)`` fires on a row pick."""
+
+    def __init__(self, parent: tk.Misc, fonts: dict[str, Any], on_select: Callable[[int | None], None]):
+        self.fonts = fonts
+        self.on_select = on_select
+        self.frame = ttk.PanedWindow(parent, orient=tk.VERTICAL)
+        top = ttk.Frame(self.frame)
+        self.tree = ttk.Treeview(top, show="headings", selectmode="browse", height=6)
+        scroll = ttk.Scrollbar(top, orient=tk.VERTICAL, command=self.tree.yview)
+        self.tree.configure(yscrollcommand=scroll.set)
+        scroll.pack(side=tk.RIGHT, fill=tk.Y)
+        self.tree.pack(side=tk.LEFT, fill=tk.BOTH, expand=True)
+        self.tree.bind("<<TreeviewSelect>>", self._on_tree_select)
+        bottom = ttk.Frame(self.frame)
+        self.card = tk.Canvas(bottom, bg="white", highlightthickness=0, width=380)
+        cscroll = ttk.Scrollbar(bottom, orient=tk.VERTICAL, command=self.card.yview)
+        self.card.configure(yscrollcommand=cscroll.set)
+        cscroll.pack(side=tk.RIGHT, fill=tk.Y)
+        self.card.pack(side=tk.LEFT, fill=tk.BOTH, expand=True)
+        self.card.bind("<Configure>", lambda _e: self.draw_card())
+        for seq in ("<MouseWheel>", "<Button-4>", "<Button-5>"):
+            self.card.bind(seq, self._on_wheel)
+        self.frame.add(top, weight=1)
+        self.frame.add(bottom, weight=2)
+        self.faces: list[Any] = []
+        self.models: list[Any] = []
+        self.classes: list[str] = list(EMOTIONS)
+        self.selected: int | None = None
+        self.hint = ""
+        self._images: list[ImageTk.PhotoImage] = []
+        self._sort: tuple[str, bool] = ("face", False)
+        self._quiet = False  # set while the window moves the selection, so it does not echo back
+
+    # ------------------------------------------------------------------ content
+
+    def set_faces(self, faces: list[Any], models: list[Any], classes: list[str] | None, hint: str = "") -> None:
+        """Show ``faces`` (one table row each); ``hint`` fills the card area when no face is selected."""
+        self.faces, self.models = list(faces), list(models)
+        if classes:
+            self.classes = list(classes)
+        self.selected = None
+        self.hint = hint
+        columns = ["face", "ensemble", *[m.name for m in self.models]]
+        self._quiet = True
+        self.tree.delete(*self.tree.get_children())
+        self.tree.configure(columns=columns)
+        f = self.fonts["body"]
+        for col, title in zip(columns, ["Face", "Ensemble", *[m.display_name for m in self.models]], strict=True):
+            self.tree.heading(col, text=title, command=lambda c=col: self.sort_by(c, toggle=True))
+            width = f.measure("00") + 16 if col == "face" else f.measure("surprise 100%") + 12
+            self.tree.column(col, width=width, minwidth=width if col == "face" else 40,
+                             stretch=col != "face", anchor=tk.E if col == "face" else tk.W)
+        for face in self.faces:
+            self.tree.insert("", tk.END, iid=str(face.index), values=self._values(face))
+        self._quiet = False
+        self.sort_by(self._sort[0] if self._sort[0] in columns else "face", toggle=False)
+        self.draw_card()
+
+    def _values(self, face: Any) -> list[str]:
+        preds = [face.ensemble, *[face.predictions.get(m.name) for m in self.models]]
+        return [str(face.index)] + ["" if p is None else f"{p.label} {percent(p.confidence)}" for p in preds]
+
+    def sort_by(self, column: str, toggle: bool) -> None:
+        """Sort rows by ``column`` (face number, or emotion then confidence); a second click reverses."""
+        col, reverse = self._sort
+        reverse = (not reverse if column == col else False) if toggle else (reverse if column == col else False)
+        self._sort = (column, reverse)
+        by_index = {str(f.index): f for f in self.faces}
+
+        def key(iid: str) -> tuple:
+            face = by_index[iid]
+            if column == "face":
+                return (face.index,)
+            p = face.ensemble if column == "ensemble" else face.predictions.get(column)
+            return ("", 0.0, face.index) if p is None else (p.label, -p.confidence, face.index)
+
+        for pos, iid in enumerate(sorted(self.tree.get_children(), key=key, reverse=reverse)):
+            self.tree.move(iid, "", pos)
+
+    def order(self) -> list[int]:
+        """Face numbers in the table's current (sorted) order."""
+        return [int(i) for i in self.tree.get_children()]
+
+    def rows(self) -> list[list[str]]:
+        """Per face (in face-number order): ``"CNN happy 91%"`` per model, then ``"ensemble happy 88%"``."""
+        out = []
+        for face in sorted(self.faces, key=lambda f: f.index):
+            values = self.tree.item(str(face.index), "values")
+            names = [m.display_name for m in self.models]
+            out.append([f"{n} {v}" for n, v in zip(names, values[2:], strict=False) if v] + [f"ensemble {values[1]}"])
+        return out
+
+    def select(self, index: int | None) -> None:
+        """Highlight ``index``'s row, scroll it into view and draw its card (None: clear)."""
+        self.selected = index
+        self._quiet = True
+        if index is None:
+            self.tree.selection_set(())
+        else:
+            iid = str(index)
+            self.tree.selection_set((iid,))
+            self.tree.focus(iid)
+            self.tree.see(iid)
+        self.tree.update_idletasks()
+        self._quiet = False
+        self.draw_card()
+
+    def row_visible(self, index: int) -> bool:
+        """True when the row of face ``index`` is inside the table's visible area."""
+        return bool(self.tree.bbox(str(index)))
+
+    def _on_tree_select(self, _e: tk.Event) -> None:
+        if self._quiet:
+            return
+        sel = self.tree.selection()
+        index = int(sel[0]) if sel else None
+        if index != self.selected:
+            self.on_select(index)
+
+    def _on_wheel(self, event: tk.Event) -> None:
+        up = getattr(event, "num", None) == 4 or getattr(event, "delta", 0) > 0
+        self.card.yview_scroll(-3 if up else 3, "units")
+
+    # ------------------------------------------------------------------ the card
+
+    def draw_card(self) -> None:
+        p = self.card
+        p.delete("all")
+        self._images.clear()
+        pw = max(p.winfo_width(), 200)
+        face = next((f for f in self.faces if f.index == self.selected), None)
+        if face is None:
+            p.create_text(pw // 2, 30, text=self.hint, width=pw - 30, fill="#666666", justify=tk.CENTER,
+                          font=self.fonts["body"], anchor=tk.N, tags=("hint",))
+            p.configure(scrollregion=(0, 0, pw, 100))
+            return
+        bottom = self._draw_face_card(face, 8, pw)
+        p.configure(scrollregion=(0, 0, pw, bottom + 10))
+        p.yview_moveto(0)
+
+    def _draw_face_card(self, face: Any, y: int, pw: int) -> int:
+        """Thumbnail, summary and one probability chart per model plus the ensemble; returns the new y."""
+        p = self.card
+        tag = f"face{face.index}"
+        bold, small = self.fonts["bold"], self.fonts["small"]
+        top = y
+        crop = np.asarray(face.crop, dtype=np.uint8)
+        thumb = Image.fromarray(crop if crop.ndim == 2 else crop[..., 0], "L").resize((THUMB, THUMB), Image.NEAREST)
+        img = ImageTk.PhotoImage(thumb, master=p)
+        self._images.append(img)
+        p.create_image(10, y, image=img, anchor=tk.NW, tags=(tag,))
+        e, b = face.ensemble, face.box
+        x = THUMB + 20
+        wrap = max(60, pw - x - 10)
+        t = p.create_text(x, y + 2, text=f"Face {face.index} of {len(self.faces)}", anchor=tk.NW, font=bold,
+                          tags=(tag, "title"))
+        y2 = p.bbox(t)[3] + 2
+        t = p.create_text(x, y2, text=f"{e.label} {percent(e.confidence)}", anchor=tk.NW, font=bold,
+                          fill=hex_color(e.label), width=wrap, tags=(tag,))
+        y2 = p.bbox(t)[3] + 2
+        t = p.create_text(x, y2, text=f"ensemble of {len(self.models)} models\n{b.w}×{b.h} px at ({b.x}, {b.y})",
+                          anchor=tk.NW, font=small, fill="#666666", width=wrap, tags=(tag,))
+        y = max(y + THUMB, p.bbox(t)[3]) + 8
+        charts = [(m.display_name, face.predictions[m.name]) for m in self.models if m.name in face.predictions]
+        charts.append(("ensemble", face.ensemble))
+        ncols = max(1, min(len(charts), (pw - 20) // CHART_MIN_W))
+        col_w = (pw - 20) // ncols
+        row_bottom = y
+        for k, (name, pred) in enumerate(charts):
+            cx = 10 + (k % ncols) * col_w
+            if k % ncols == 0:
+                y = row_bottom
+            row_bottom = max(row_bottom, self._draw_chart(name, pred, cx, y, col_w - 8, tag))
+        p.create_rectangle(4, top - 4, pw - 4, row_bottom + 2, outline="#cccccc", tags=(tag,))
+        return row_bottom
+
+    def _draw_chart(self, name: str, pred: Any, x: int, y: int, w: int, tag: str) -> int:
+        """A 7-bar horizontal chart; the top class in its colour and bold, the rest grey."""
+        p = self.card
+        bold, small, small_bold = self.fonts["bold"], self.fonts["small"], self.fonts["small_bold"]
+        probs = np.asarray(pred.probs, dtype=float)
+        title = f"{name} {pred.label} {percent(pred.confidence)}"
+        title_font = bold if bold.measure(title) <= w else small_bold
+        t = p.create_text(x, y, text=title, anchor=tk.NW, font=title_font, fill=hex_color(pred.label),
+                          width=w, tags=(tag, "row"))  # a very long model name wraps instead of overlapping
+        y = p.bbox(t)[3] + 2
+        name_w = max(small.measure(c) for c in self.classes) + 8
+        pct_w = small.measure("100%") + 6
+        row_h = max(13, bold.metrics("linespace"))
+        bar_w = max(20, w - name_w - pct_w)
+        classes = self.classes if len(self.classes) == len(probs) else [str(i) for i in range(len(probs))]
+        best = int(np.argmax(probs))
+        for i, (cls, pr) in enumerate(zip(classes, probs, strict=False)):
+            is_top = i == best
+            font = bold if is_top else small
+            fill = hex_color(cls) if is_top else "#b8b8b8"
+            ink = "black" if is_top else "#555555"
+            p.create_text(x + name_w - 4, y + row_h // 2, text=cls, anchor=tk.E, font=font, fill=ink, tags=(tag,))
+            p.create_rectangle(x + name_w, y + 2, x + name_w + bar_w, y + row_h - 2, fill="#f0f0f0", outline="",
+                               tags=(tag,))
+            if pr > 0.002:
+                p.create_rectangle(x + name_w, y + 2, x + name_w + max(1, pr * bar_w), y + row_h - 2, fill=fill,
+                                   outline="", tags=(tag,))
+            p.create_text(x + name_w + bar_w + 3, y + row_h // 2, text=percent(pr), anchor=tk.W, font=font,
+                          fill=ink, tags=(tag,))
+            y += row_h
+        return y + 6

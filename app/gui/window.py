@@ -1,0 +1,865 @@
+"""The app shell: menus, toolbar, status bar, the worker thread, and the selection that ties photo and panel.
+
+Design notes (why it is built this way):
+
+* Detection and labelling run on one worker thread; the Tk thread only draws. Results come back through a
+  queue polled with ``after`` (Tk is not thread-safe), and a result whose request was superseded by a newer
+  one (the user opened another photo meanwhile) is dropped, so a slow photo can never overwrite a newer one.
+* One selected face at a time, set from a click on its box (photo_view), a table row (face_panel) or the keys
+  (N/P, arrows, Page Up/Down, Home/End on the photo or the table): :meth:`App.select_face` highlights both,
+  scrolls the table and the photo to it and announces it in the status bar.
+* Every failure the user can cause (unreadable file, no face, missing models) becomes a message in the
+  window, never a traceback, in plain words (app.gui.messages); the technical line is behind "Details…".
+* Dialogs live only in the ``ask_*`` handlers; ``open_image``, ``open_folder``, ``save_annotated``,
+  ``set_eye_check``, ``set_tta``, ``set_detector``, ``select_face``, ``wait_idle`` and ``face_rows`` let tests
+  (and scripts) drive the window headless.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+import tkinter as tk
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from tkinter import filedialog, ttk
+from tkinter import font as tkfont
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from app.annotate import label_parts
+from app.detect import DETECTORS
+from app.gui.face_panel import FacePanel, percent
+from app.gui.folders import OutputFolderDialog, label_folder
+from app.gui.messages import Message, default_output_folder, models_problem, models_status, output_folder_question
+from app.gui.photo_view import PhotoView
+from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
+
+APP_NAME = "EmotionLens"
+PANEL_WIDTH = 420  # side panel at start; the user can drag the divider
+PANEL_FRACTION = 0.4  # at most this share of a narrow window, so the photo stays the main thing
+DISPLAY_MAX_SIDE = 2560  # photos larger than this are pre-shrunk once so live resizes stay fast
+RESIZE_DEBOUNCE_MS = 120
+POLL_MS = 30
+BASE_DPI = 96.0  # Tk's pixel-sized fonts are meant for this; larger screens scale them up
+NAV_KEYS = ("n", "p", "Next", "Prior", "Home", "End", "Down", "Up", "Right", "Left")
+
+
+@dataclass
+class _Job:
+    """One unit of work for the worker thread; ``request`` orders label jobs so stale ones can be dropped."""
+
+    kind: str  # "models" | "label" | "batch"
+    request: int
+    path: Path | None = None
+    rgb: np.ndarray | None = None
+    eye_check: bool = True
+    tta: bool = False
+    detector: str = DETECTORS[0]
+    out_dir: Path | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _Loaded:
+    """What a label job hands back to the Tk thread."""
+
+    path: Path | None
+    rgb: np.ndarray | None = None
+    base: Image.Image | None = None  # display copy, at most DISPLAY_MAX_SIDE per side
+    result: Any = None  # PhotoResult
+    error: str | None = None
+    reason: str | None = None
+    zoo_error: bool = False
+
+
+def scale_fonts(root: tk.Misc) -> float:
+    """Scale Tk's named fonts for the screen's DPI (X11 reports sizes in pixels, which shrink on 4K)."""
+    factor = max(1.0, root.winfo_fpixels("1i") / BASE_DPI)
+    if factor > 1.05:
+        for name in tkfont.names(root):
+            f = tkfont.nametofont(name, root=root)
+            size = int(f.cget("size"))
+            if size < 0:  # pixels; point sizes already follow Tk's own scaling
+                f.configure(size=round(size * factor))
+    return factor
+
+
+class App:
+    """The main window. Create with a Tk root (or let it make one) and call ``root.mainloop()``."""
+
+    def __init__(
+        self,
+        root: tk.Tk | None = None,
+        zoo_dir: str | os.PathLike | None = None,
+        eye_check: bool = True,
+        labeler_factory: Callable[[], Any] | None = None,
+        tta: bool = False,
+        detector: str = DETECTORS[0],
+    ) -> None:
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown detector {detector!r}: choose {', '.join(DETECTORS)}")
+        self.root = root if root is not None else tk.Tk()
+        self.zoo_dir = Path(zoo_dir) if zoo_dir is not None else None
+        self._labeler_factory = labeler_factory or self._default_labeler_factory
+        self.labeler: Any = None
+        self.zoo_error: str | None = None
+        self.detail = ""  # technical detail behind the Details button
+
+        # State of the photo on screen.
+        self.path: Path | None = None
+        self.rgb: np.ndarray | None = None
+        self.result: Any = None
+        self.selected: int | None = None
+
+        # Worker plumbing.
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._results: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        self._latest_request = 0
+        self._shown_request = 0  # request whose result is on screen
+        self._open_path: Path | None = None  # latest file asked for, and its request
+        self._open_request = 0
+        self._pending = 0
+        self._batch_job: _Job | None = None
+        self.batch_summary: str = ""
+        self._resize_after: str | None = None
+        self._poll_after: str | None = None
+        self._closed = False
+
+        self._build_ui(eye_check, tta, detector)
+        self._worker = threading.Thread(target=self._worker_loop, name="emotionlens-worker", daemon=True)
+        self._worker.start()
+        self._poll_after = self.root.after(POLL_MS, self._poll)
+        self._submit(_Job("models", 0))
+
+    # ------------------------------------------------------------------ UI construction
+
+    def _build_ui(self, eye_check: bool, tta: bool, detector: str) -> None:
+        root = self.root
+        root.title(APP_NAME)
+        self.dpi_scale = scale_fonts(root)
+        # 1280x800, or less on a small screen (leaving room for a taskbar and the title bar).
+        w = min(round(1280 * self.dpi_scale), root.winfo_screenwidth() - 40)
+        h = min(round(800 * self.dpi_scale), root.winfo_screenheight() - 100)
+        root.geometry(f"{max(w, 720)}x{max(h, 480)}")
+        root.minsize(720, 480)
+        root.protocol("WM_DELETE_WINDOW", self.quit)
+        root.report_callback_exception = self._report_callback_exception  # type: ignore[method-assign]
+        style = ttk.Style(root)
+        if "clam" in style.theme_names() and style.theme_use() == "default":
+            style.theme_use("clam")  # X11's "default" theme looks dated; Windows/macOS keep their native one
+        base = tkfont.nametofont("TkDefaultFont", root=root)
+        style.configure("Treeview", rowheight=base.metrics("linespace") + 6)
+
+        def derived(**kw: Any) -> tkfont.Font:
+            f = base.copy()
+            f.configure(**kw)
+            return f
+
+        small_size = int(base.cget("size"))
+        small_size = small_size + 1 if small_size < 0 else max(8, small_size - 1)
+        self.fonts = {
+            "body": base,
+            "bold": derived(weight="bold"),
+            "small": derived(size=small_size),
+            "small_bold": derived(size=small_size, weight="bold"),
+        }
+        self.label_font = self.fonts["bold"]
+
+        self.eye_var = tk.BooleanVar(master=root, value=eye_check)
+        self.tta_var = tk.BooleanVar(master=root, value=tta)
+        self.detector_var = tk.StringVar(master=root, value=detector)
+        self._options_applied = self._options()
+        for var in (self.eye_var, self.tta_var, self.detector_var):
+            var.trace_add("write", lambda *_: self._on_option_toggle())
+        self.status_var = tk.StringVar(master=root, value="Loading models…")
+
+        self._build_menu()
+        for seq, fn in (
+            ("<Control-o>", self.ask_open_image),
+            ("<Control-O>", self.ask_open_folder),  # Ctrl+Shift+O arrives as a capital O
+            ("<Control-Shift-O>", self.ask_open_folder),
+            ("<Control-s>", self.ask_save),
+            ("<Control-q>", self.quit),
+        ):
+            root.bind_all(seq, lambda _e, fn=fn: (fn(), "break")[1])
+
+        # Toolbar.
+        bar = ttk.Frame(root, padding=(6, 4))
+        bar.pack(side=tk.TOP, fill=tk.X)
+        self.open_btn = ttk.Button(bar, text="Open image…", command=self.ask_open_image)
+        self.folder_btn = ttk.Button(bar, text="Open folder…", command=self.ask_open_folder)
+        self.save_btn = ttk.Button(bar, text="Save annotated…", command=self.ask_save, state=tk.DISABLED)
+        self.eye_chk = ttk.Checkbutton(bar, text="Verify eyes", variable=self.eye_var)
+        self.fit_btn = ttk.Button(bar, text="Fit", command=lambda: self.photo.fit(), width=4)
+        for wdg in (self.open_btn, self.folder_btn, self.save_btn, self.eye_chk):
+            wdg.pack(side=tk.LEFT, padx=(0, 6))
+        self.fit_btn.pack(side=tk.RIGHT)
+
+        # Status bar (packed before the body so it keeps its height when the window shrinks).
+        status = ttk.Frame(root, padding=(6, 2))
+        status.pack(side=tk.BOTTOM, fill=tk.X)
+        self.status_label = ttk.Label(status, textvariable=self.status_var, anchor=tk.W)
+        self.status_label.pack(side=tk.LEFT, fill=tk.X, expand=True)
+        self.details_btn = ttk.Button(status, text="Details…", command=self.show_details)
+        self.cancel_btn = ttk.Button(status, text="Cancel", command=self.cancel_batch)
+        self.progress = ttk.Progressbar(status, length=180, mode="indeterminate")  # shown only while busy
+        self.status_label.bind("<Configure>", lambda e: self.status_label.configure(wraplength=max(200, e.width)))
+
+        # Body: photo canvas and the side panel (table + card), with a draggable divider between them.
+        body = ttk.PanedWindow(root, orient=tk.HORIZONTAL)
+        body.pack(side=tk.TOP, fill=tk.BOTH, expand=True)
+        self.photo = PhotoView(body, self.label_font, self.fonts["bold"], self._on_photo_select)
+        self.canvas = self.photo.canvas
+        self.canvas.bind("<Configure>", self._on_canvas_resize, add=True)
+        self.panel = FacePanel(body, self.fonts, self._on_panel_select)
+        body.add(self.canvas, weight=1)
+        body.add(self.panel.frame, weight=0)
+        self.body = body
+        self._sash_moved_by_user = False
+        body.bind("<ButtonRelease-1>", lambda _e: setattr(self, "_sash_moved_by_user", True))
+        body.bind("<Configure>", self._on_body_resize)
+        self._draw_panel()
+
+        # Keys: on the photo and the table (Tab moves between them), N/P anywhere in the window.
+        for widget in (self.canvas, self.panel.tree):
+            for key in NAV_KEYS:
+                widget.bind(f"<KeyPress-{key}>", lambda e, k=key: self._on_nav_key(k))
+        for key, step in (("n", "n"), ("p", "p"), ("N", "n"), ("P", "p")):
+            root.bind(f"<KeyPress-{key}>", lambda e, k=step: self._on_nav_key(k))
+
+    def _build_menu(self) -> None:
+        root = self.root
+        menubar = tk.Menu(root)
+        filemenu = tk.Menu(menubar, tearoff=False)
+        filemenu.add_command(label="Open image…", accelerator="Ctrl+O", command=self.ask_open_image)
+        filemenu.add_command(label="Open folder…", accelerator="Ctrl+Shift+O", command=self.ask_open_folder)
+        filemenu.add_command(label="Save annotated image…", accelerator="Ctrl+S", command=self.ask_save)
+        filemenu.add_separator()
+        filemenu.add_command(label="Reload models", command=self.reload_models)
+        filemenu.add_separator()
+        filemenu.add_command(label="Quit", accelerator="Ctrl+Q", command=self.quit)
+        menubar.add_cascade(label="File", menu=filemenu)
+        viewmenu = tk.Menu(menubar, tearoff=False)
+        viewmenu.add_command(label="Next face", accelerator="N", command=lambda: self._on_nav_key("n"))
+        viewmenu.add_command(label="Previous face", accelerator="P", command=lambda: self._on_nav_key("p"))
+        viewmenu.add_separator()
+        viewmenu.add_command(label="Zoom in", accelerator="Ctrl+wheel, +", command=lambda: self.photo.zoom_by(1.25))
+        viewmenu.add_command(label="Zoom out", accelerator="Ctrl+wheel, −",
+                             command=lambda: self.photo.zoom_by(1 / 1.25))
+        viewmenu.add_command(label="Fit photo to window", accelerator="0", command=lambda: self.photo.fit())
+        menubar.add_cascade(label="View", menu=viewmenu)
+        optmenu = tk.Menu(menubar, tearoff=False)
+        optmenu.add_checkbutton(label="Verify eyes (fewer false faces)", variable=self.eye_var)
+        optmenu.add_checkbutton(label="Flip test-time augmentation (more accurate, labelling 2× slower)",
+                                variable=self.tta_var)
+        menubar.add_cascade(label="Options", menu=optmenu)
+        detmenu = tk.Menu(menubar, tearoff=False)
+        for name in DETECTORS:
+            detmenu.add_radiobutton(label=name, value=name, variable=self.detector_var)
+        menubar.add_cascade(label="Detector", menu=detmenu)
+        root.configure(menu=menubar)
+        self.filemenu, self.detector_menu = filemenu, detmenu
+
+    # ------------------------------------------------------------------ public API (tests drive these)
+
+    def open_image(self, path: str | os.PathLike) -> int:
+        """Load and label ``path`` off the UI thread; returns the request id. Supersedes older requests."""
+        p = Path(path)
+        self._latest_request += 1
+        self._open_path, self._open_request = p, self._latest_request
+        self.root.title(f"{p.name} — {APP_NAME}")
+        self._set_busy(f"Labelling {p.name}…")
+        self._submit(self._label_job(path=p))
+        return self._latest_request
+
+    def _label_job(self, path: Path | None, rgb: np.ndarray | None = None) -> _Job:
+        eye, tta, det = self._options()
+        return _Job("label", self._latest_request, path=path, rgb=rgb, eye_check=eye, tta=tta, detector=det)
+
+    def relabel(self) -> int | None:
+        """Label the current photo again (after an option changed), without re-reading the file."""
+        if self._open_path is not None and self._shown_request < self._open_request:
+            return self.open_image(self._open_path)  # a newer photo is still on its way: redo that one
+        if self.rgb is None:
+            return None
+        self._latest_request += 1
+        self._set_busy(f"Labelling {self.path.name if self.path else 'photo'}…")
+        self._submit(self._label_job(path=self.path, rgb=self.rgb))
+        return self._latest_request
+
+    def set_eye_check(self, on: bool) -> None:
+        """Turn eye verification on/off; re-labels the current photo like the checkbox does."""
+        self.eye_var.set(bool(on))
+
+    def set_tta(self, on: bool) -> None:
+        """Turn flip test-time augmentation on/off; re-labels the current photo like the menu item does."""
+        self.tta_var.set(bool(on))
+
+    def set_detector(self, name: str) -> None:
+        """Pick the face detector (one of app.detect.DETECTORS); re-labels like the Detector menu does."""
+        if name not in DETECTORS:
+            raise ValueError(f"unknown detector {name!r}: choose {', '.join(DETECTORS)}")
+        self.detector_var.set(name)
+
+    def reload_models(self) -> None:
+        """Try loading the model zoo again (after the user copied the models in)."""
+        self._set_busy("Loading models…")
+        self._submit(_Job("models", 0))
+
+    def save_annotated(self, path: str | os.PathLike) -> Path:
+        """Write the current photo with numbered boxes and labels baked in (full resolution)."""
+        from app.annotate import annotate, save_image
+
+        if self.rgb is None or self.result is None:
+            raise RuntimeError("no labelled photo to save")
+        out = Path(path)
+        save_image(annotate(self.rgb, self.result, self._display_names()), out)
+        self.status_var.set(f"Saved {out}")
+        return out
+
+    def open_folder(self, folder: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                    confirmed: bool = False) -> Path | None:
+        """Label every image directly in ``folder`` into ``out_dir`` in the background, like the batch CLI.
+
+        ``out_dir`` gets labels.csv, summary.json and annotated/ copies; originals are never written. Without
+        ``out_dir`` a new folder ``<folder> labels`` beside it is used; an output folder equal to the input
+        gets a ``labelled`` sub-folder so the photo folder stays clean; a folder that already holds files is
+        refused (None, with the reason in the status bar) unless ``confirmed``. Returns the folder used.
+        """
+        src = Path(folder)
+        out = Path(out_dir) if out_dir is not None else default_output_folder(src)
+        if out.resolve() == src.resolve():
+            out = default_output_folder(src / "labelled")
+            out = src / "labelled" if not (src / "labelled").exists() else out
+        question = output_folder_question(out)
+        if question is not None and not (confirmed and out.is_dir()):
+            self.status_var.set(f"Not started: {out.name} already holds files; choose an empty or new folder.")
+            return None
+        self.cancel_batch()
+        eye, tta, det = self._options()
+        job = _Job("batch", 0, path=src, out_dir=out, eye_check=eye, tta=tta, detector=det)
+        self._batch_job = job
+        self.batch_summary = ""
+        self.progress.stop()
+        self.progress.configure(mode="determinate", value=0, maximum=1)
+        self.cancel_btn.pack(side=tk.RIGHT, padx=(6, 0))
+        self.progress.pack(side=tk.RIGHT)
+        self.status_var.set(f"Labelling the photos in {src.name}…")
+        self._set_open_state(tk.DISABLED)
+        self._submit(job)
+        return out
+
+    def cancel_batch(self) -> None:
+        """Ask the running batch to stop after the current file (files already written are kept)."""
+        if self._batch_job is not None:
+            self._batch_job.cancel.set()
+            self.status_var.set("Batch: cancelling…")
+
+    def select_face(self, index: int | None, announce: bool = True, reveal: bool = True) -> None:
+        """Select face ``index`` (None: none): highlight box and row, show its card, bring both into view."""
+        faces = self.result.faces if self.result is not None else []
+        if index is not None and not any(f.index == index for f in faces):
+            index = None
+        self.selected = index
+        self.photo.selected = index
+        self.panel.select(index)
+        if index is not None and reveal:
+            self.photo.show_face(index)
+        else:
+            self.photo.redraw()
+        if announce and index is not None:
+            face = next(f for f in faces if f.index == index)
+            models = "; ".join(f"{t}" for t, _ in self._label_parts(face))
+            e = face.ensemble
+            self.status_var.set(f"Face {index} of {len(faces)}: {e.label} {percent(e.confidence)}"
+                                f" (ensemble) · {models}")
+
+    def step_face(self, key: str) -> int | None:
+        """Move the selection as key ``key`` does (n/p, arrows, Next/Prior, Home/End), in the table's order."""
+        order = self.panel.order()
+        if not order:
+            return None
+        pos = order.index(self.selected) if self.selected in order else None
+        page = max(1, int(self.panel.tree.cget("height")) - 1)
+        if key in ("Home",):
+            new = 0
+        elif key == "End":
+            new = len(order) - 1
+        elif pos is None:
+            new = 0 if key in ("n", "Down", "Right", "Next") else len(order) - 1
+        elif key in ("n", "Down", "Right"):
+            new = min(pos + 1, len(order) - 1)
+        elif key in ("p", "Up", "Left"):
+            new = max(pos - 1, 0)
+        elif key == "Next":
+            new = min(pos + page, len(order) - 1)
+        else:  # Prior
+            new = max(pos - page, 0)
+        self.select_face(order[new])
+        return order[new]
+
+    def _on_nav_key(self, key: str) -> str:
+        focus = self.root.focus_get()
+        if key in ("n", "p") and isinstance(focus, (tk.Entry, ttk.Entry)):
+            return ""  # typing in a field
+        self.step_face(key)
+        return "break"
+
+    @property
+    def busy(self) -> bool:
+        """True while any job (models, labelling, batch) is queued or running."""
+        return self._pending > 0
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Pump the Tk loop until every job finished and the view is drawn; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.root.update()
+            if self._pending == 0 and self._resize_after is None:
+                self.root.update_idletasks()
+                return True
+            time.sleep(0.01)
+        return False
+
+    def face_rows(self) -> list[list[str]]:
+        """The table, one list per face in face-number order: each model's label, then the ensemble's."""
+        return self.panel.rows()
+
+    def panel_text(self) -> str:
+        """All text in the side panel's card, in drawing order (for tests and debugging)."""
+        c = self.panel.card
+        return "\n".join(c.itemcget(i, "text") for i in c.find_all() if c.type(i) == "text")
+
+    def canvas_labels(self) -> list[str]:
+        """The model label texts drawn on the photo (full lines that fit, plus a hovered or selected face's)."""
+        return [self.canvas.itemcget(i, "text") for i in self.canvas.find_withtag("boxlabel")]
+
+    def status(self) -> str:
+        """The status bar's text."""
+        return self.status_var.get()
+
+    def message_text(self) -> str:
+        """The message drawn over the photo ("" when none)."""
+        items = [i for i in self.canvas.find_withtag("message") if self.canvas.type(i) == "text"]
+        return self.canvas.itemcget(items[0], "text") if items else ""
+
+    def quit(self) -> None:
+        """Stop the worker (it is a daemon, so a running job cannot hold the exit) and close the window."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._batch_job is not None:
+            self._batch_job.cancel.set()
+        self._jobs.put(None)
+        for after_id in (self._poll_after, self._resize_after):  # else Tk reports them
+            if after_id is not None:
+                self.root.after_cancel(after_id)
+        self.progress.stop()
+        self.root.destroy()
+
+    # ------------------------------------------------------------------ dialogs (handlers only)
+
+    def ask_open_image(self) -> None:
+        """File > Open image: pick a photo with a dialog."""
+        if str(self.open_btn.cget("state")) == tk.DISABLED:
+            return
+        kinds = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
+        name = filedialog.askopenfilename(
+            parent=self.root,
+            title="Open image",
+            filetypes=[("Images", kinds + " " + kinds.upper()), ("All files", "*")],
+            initialdir=str(self.path.parent) if self.path else None,
+        )
+        if name:
+            self.open_image(name)
+
+    def ask_open_folder(self) -> None:
+        """File > Open folder: pick a folder of photos, confirm (or change) the new folder for the results."""
+        if str(self.folder_btn.cget("state")) == tk.DISABLED:
+            return
+        src = filedialog.askdirectory(parent=self.root, title="Label every photo in this folder", mustexist=True)
+        if not src:
+            return
+        out = OutputFolderDialog(self.root, Path(src), default_output_folder(src)).run()
+        if out is not None:
+            self.open_folder(src, out, confirmed=True)  # the dialog asked before accepting a folder with files
+
+    def ask_save(self) -> None:
+        """File > Save annotated image: pick a file name; the original photo is never overwritten."""
+        if self.result is None or self.path is None:
+            self.status_var.set("Nothing to save yet: open a photo first (Ctrl+O).")
+            return
+        suffix = self.path.suffix.lower() if self.path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
+        name = filedialog.asksaveasfilename(
+            parent=self.root,
+            title="Save annotated image",
+            initialdir=str(self.path.parent),
+            initialfile=f"{self.path.stem}_labelled{suffix}",
+            defaultextension=suffix,
+            filetypes=[("JPEG", "*.jpg *.jpeg"), ("PNG", "*.png")],
+        )
+        if not name:
+            return
+        if Path(name).resolve() == self.path.resolve():
+            self.status_var.set("Not saved: choose another name, the original photo is never overwritten.")
+            return
+        try:
+            self.save_annotated(name)
+        except (OSError, ValueError) as e:
+            self.status_var.set(f"Could not save {Path(name).name}: {' '.join(str(e).split())}")
+
+    def show_details(self) -> None:
+        """The technical detail of the last problem, selectable so it can be copied into a bug report."""
+        top = tk.Toplevel(self.root)
+        top.title("Details")
+        top.transient(self.root)
+        text = tk.Text(top, wrap=tk.WORD, width=70, height=8, font=self.fonts["small"])
+        text.insert("1.0", self.detail or "No details.")
+        text.configure(state=tk.DISABLED)
+        text.pack(fill=tk.BOTH, expand=True, padx=8, pady=8)
+        ttk.Button(top, text="Close", command=top.destroy).pack(pady=(0, 8))
+        top.bind("<Escape>", lambda _e: top.destroy())
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _default_labeler_factory(self) -> Any:
+        from app.labeler import Labeler
+
+        return Labeler(zoo_dir=self.zoo_dir)
+
+    def _submit(self, job: _Job) -> None:
+        self._pending += 1
+        self._jobs.put(job)
+
+    def _ensure_labeler(self) -> Any:
+        """The labeler, loading it now if start-up failed (the user may have added the models since)."""
+        if self.labeler is None:
+            self.labeler = self._labeler_factory()
+        return self.labeler
+
+    def _worker_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                if job.kind == "models":
+                    self._results.put(("models", 0, self._run_models()))
+                elif job.kind == "label":
+                    if job.request != self._latest_request:  # superseded before it started
+                        self._results.put(("label", job.request, None))
+                    else:
+                        self._results.put(("label", job.request, self._run_label(job)))
+                elif job.kind == "batch":
+                    self._results.put(("batch", 0, self._run_batch(job)))
+            except Exception as e:  # a bug, not a user error: keep the window alive and say what happened
+                traceback.print_exc()
+                self._results.put(("crash", job.request, f"{type(e).__name__}: {' '.join(str(e).split())}"))
+
+    def _run_models(self) -> str | None:
+        from app.zoo import ZooError
+
+        try:
+            self.labeler = self._labeler_factory()  # one assignment: the Tk thread never sees it half-made
+            return None
+        except ZooError as e:
+            self.labeler = None  # what the message says: the next open retries rather than using old models
+            return " ".join(str(e).split())
+
+    def _run_label(self, job: _Job) -> _Loaded:
+        from app.zoo import ZooError
+
+        out = _Loaded(path=job.path)
+        try:
+            rgb = job.rgb if job.rgb is not None else load_image(job.path)  # type: ignore[arg-type]
+        except ImageError as e:
+            out.error = " ".join(str(e).split())  # "<path>: <reason>", for the Details button
+            out.reason = " ".join(str(e.reason).split())  # the status bar names the file already
+            return out
+        out.rgb = rgb
+        if job.rgb is None:
+            base = Image.fromarray(rgb)
+            if max(base.size) > DISPLAY_MAX_SIDE:
+                base.thumbnail((DISPLAY_MAX_SIDE,) * 2, Image.Resampling.BILINEAR, reducing_gap=2.0)
+            out.base = base
+        try:
+            labeler = self._ensure_labeler()
+        except ZooError as e:
+            out.error = " ".join(str(e).split())
+            out.zoo_error = True
+            return out
+        out.result = labeler.label_image(rgb, eye_check=job.eye_check, path=job.path, tta=job.tta,
+                                         detector=job.detector)
+        return out
+
+    def _run_batch(self, job: _Job) -> tuple[str, str]:
+        """Label a folder; progress goes through the results queue. Returns (summary line, detail)."""
+        assert job.path is not None and job.out_dir is not None
+        from app.zoo import ZooError
+
+        try:
+            labeler = self._ensure_labeler()
+        except ZooError as e:
+            return "Folder not labelled: " + models_status(str(e)), " ".join(str(e).split())
+        try:
+            s = label_folder(
+                labeler, job.path, job.out_dir, eye_check=job.eye_check, tta=job.tta, cancel=job.cancel,
+                progress=lambda i, n, name: self._results.put(("progress", 0, (i, n, name))),
+                detector=job.detector,
+            )
+        except OSError as e:
+            where = getattr(e, "filename", None) or job.out_dir
+            return f"Folder labelling stopped: cannot write the results ({e.strerror or e}).", f"{where}: {e}"
+        if s["images"] == 0:
+            return f"Batch: no images in {job.path}", ""
+        what = "cancelled after" if s["interrupted"] else "done:"
+        return (
+            f"Batch {what} {s['done']} of {s['images']} images: {s['faces']} faces, "
+            f"{len(s['no_face'])} without a face, {len(s['errors'])} unreadable → {job.out_dir}",
+            "",
+        )
+
+    # ------------------------------------------------------------------ Tk thread: results
+
+    def _poll(self) -> None:
+        if self._closed:
+            return
+        try:
+            while True:
+                kind, request, payload = self._results.get_nowait()
+                if kind == "progress":
+                    self._on_progress(*payload)
+                    continue
+                self._pending -= 1
+                if kind == "models":
+                    self._on_models(payload)
+                elif kind == "label":
+                    if payload is not None and request == self._latest_request:
+                        self._shown_request = request
+                        self._on_label(payload)
+                elif kind == "batch":
+                    self._on_batch_done(*payload)
+                elif kind == "crash":
+                    self._show_problem(Message("Something went wrong inside EmotionLens. Your photo is not "
+                                               "changed; try again, or see Details.", payload))
+                    self.status_var.set("Something went wrong: see Details.")
+                if self._pending == 0:
+                    self._set_idle()
+        except queue.Empty:
+            pass
+        self._poll_after = self.root.after(POLL_MS, self._poll)
+
+    def _show_problem(self, msg: Message | None) -> None:
+        """Draw ``msg`` over the photo (None clears it) and offer its detail behind the Details button."""
+        self.photo.message = msg.text if msg else ""
+        self._set_detail(msg.detail if msg else "")
+        self.photo.redraw()
+
+    def _set_detail(self, detail: str) -> None:
+        self.detail = detail
+        if detail:
+            self.details_btn.pack(side=tk.RIGHT, padx=(6, 0))
+        else:
+            self.details_btn.pack_forget()
+
+    def _models_message(self, error: str) -> Message:
+        from app.zoo import default_zoo_dir
+
+        return models_problem(error, self.zoo_dir if self.zoo_dir is not None else default_zoo_dir())
+
+    def _on_models(self, error: str | None) -> None:
+        had_error = self.zoo_error is not None
+        self.zoo_error = error
+        if error:
+            self._show_problem(self._models_message(error))
+            self.status_var.set(models_status(error))
+            return
+        names = ", ".join(m.display_name for m in self.labeler.models)
+        if self.rgb is not None:
+            self.status_var.set(f"Models loaded ({names}).")
+            self.relabel()
+            return
+        if had_error or self.path is None:
+            self._show_problem(None)  # the models message; a bad file's message stays until the next open
+        self.status_var.set(f"Ready: {len(self.labeler.models)} models ({names}). Open a photo with Ctrl+O.")
+
+    def _on_label(self, loaded: _Loaded) -> None:
+        name = loaded.path.name if loaded.path else "photo"
+        if loaded.rgb is None:  # unreadable file: clear the view so nothing stale can be saved
+            self.path, self.rgb, self.result = loaded.path, None, None
+            self.photo.set_photo(None, (0, 0))
+            self._draw_panel()
+            self._show_problem(Message(f"Cannot open {name}.\n\n{loaded.reason or ''}\n\nChoose another photo "
+                                       "(JPEG, PNG, BMP, TIFF or WebP).", loaded.error or ""))
+            self.status_var.set(f"Cannot open {name}: {loaded.reason or loaded.error}")
+            self._update_save_state()
+            return
+        new_photo = loaded.base is not None
+        self.path, self.rgb = loaded.path, loaded.rgb
+        if new_photo:
+            h, w = loaded.rgb.shape[:2]
+            self.photo.set_photo(loaded.base, (w, h))
+        self.result = loaded.result
+        self._update_save_state()
+        if loaded.zoo_error:
+            self.zoo_error = loaded.error
+            self.result = None
+            self._draw_panel()
+            msg = self._models_message(loaded.error or "")
+            self._show_problem(Message("No expressions for this photo: " + msg.text[0].lower() + msg.text[1:],
+                                       msg.detail))
+            self.status_var.set(models_status(loaded.error or ""))
+            return
+        if self.zoo_error:
+            self.zoo_error = None  # a retry succeeded
+        r = self.result
+        h, w = self.rgb.shape[:2]
+        timing = (
+            f"detection {1000 * r.detect_seconds:.0f} ms + labelling {1000 * r.label_seconds:.0f} ms"
+            f" = {1000 * (r.detect_seconds + r.label_seconds):.0f} ms"
+        )
+        n = len(r.faces)
+        eye, tta, det = self._options()
+        opts = ("eye check on" if eye else "eye check off") + (" · flip TTA" if tta else "") + f" · detector {det}"
+        if n == 0:
+            hint = (
+                "Try turning off 'Verify eyes'." if eye
+                else "Only upright, roughly frontal faces are found; small faces in large photos may be missed."
+            )
+            self._show_problem(Message(f"No face found in {name}. {hint}"))
+            self.status_var.set(f"{name} ({w}×{h}): no face found · {timing} · {opts}")
+        else:
+            self._show_problem(None)
+            self.status_var.set(f"{name} ({w}×{h}): {n} face{'s' if n != 1 else ''} · {timing} · {opts}")
+        self.photo.set_faces(r.faces, self._label_parts)
+        self._draw_panel()
+        self.selected = None
+        if n == 1:
+            self.select_face(r.faces[0].index, announce=False, reveal=False)
+        else:
+            self.photo.redraw()
+
+    def _on_progress(self, i: int, n: int, name: str) -> None:
+        if self._batch_job is None:
+            return
+        self.progress.configure(maximum=max(n, 1), value=i)
+        self.status_var.set(f"Batch: {i}/{n} {name}")
+
+    def _on_batch_done(self, summary: str, detail: str) -> None:
+        self._batch_job = None
+        self.batch_summary = summary
+        self.cancel_btn.pack_forget()
+        self.progress.configure(mode="indeterminate", value=0)
+        if self._pending == 0:
+            self.progress.pack_forget()
+        self._set_open_state(tk.NORMAL)
+        self._set_detail(detail)
+        self.status_var.set(summary)
+
+    # ------------------------------------------------------------------ layout and panel
+
+    def _on_canvas_resize(self, _event: tk.Event) -> None:
+        if self._resize_after is not None:
+            self.root.after_cancel(self._resize_after)
+        self._resize_after = self.root.after(RESIZE_DEBOUNCE_MS, self._on_resize_done)
+
+    def _on_resize_done(self) -> None:
+        self._resize_after = None
+        if not self.photo.fitted:
+            self.photo._clamp()
+        self.photo.redraw()
+
+    def _on_body_resize(self, event: tk.Event) -> None:
+        """Keep the panel at most PANEL_FRACTION of a narrow window, so the photo stays the main thing."""
+        if self._sash_moved_by_user or event.width < 50:
+            return
+        side = min(round(PANEL_WIDTH * self.dpi_scale), int(PANEL_FRACTION * event.width))
+        self.body.sashpos(0, max(100, event.width - side))
+
+    def _on_photo_select(self, index: int | None) -> None:
+        self.select_face(index, reveal=False)  # the user clicked it: it is on screen already
+
+    def _on_panel_select(self, index: int | None) -> None:
+        self.select_face(index)
+
+    def _draw_panel(self) -> None:
+        faces = self.result.faces if self.result is not None else []
+        if self.result is None:
+            hint = "" if self.zoo_error else "Faces appear here with each model's probabilities."
+        elif not faces:
+            hint = "No face found."
+        else:
+            hint = ("Click a face on the photo or a row above, or press N / P, to see its charts. "
+                    "Ctrl+wheel zooms, dragging moves the photo.")
+        self.panel.set_faces(faces, self._models(), getattr(self.labeler, "classes", None), hint)
+
+    def _models(self) -> list[Any]:
+        return list(self.labeler.models) if self.labeler is not None else []
+
+    def _display_names(self) -> dict[str, str]:
+        return {m.name: m.display_name for m in self._models()}
+
+    def _label_parts(self, face: Any) -> list[tuple[str, str]]:
+        """(text, emotion) per model, in manifest order: ``("CNN happy 91%", "happy")``."""
+        return label_parts(face, self._display_names())
+
+    # ------------------------------------------------------------------ small state helpers
+
+    def _set_busy(self, text: str) -> None:
+        self.status_var.set(text)
+        if self._batch_job is None:
+            self.progress.configure(mode="indeterminate")
+            self.progress.pack(side=tk.RIGHT)
+            self.progress.start(12)
+        self.root.configure(cursor="watch")
+
+    def _set_idle(self) -> None:
+        self.progress.stop()
+        self.progress.pack_forget()
+        self.root.configure(cursor="")
+
+    def _set_open_state(self, state: str) -> None:
+        for w in (self.open_btn, self.folder_btn):
+            w.configure(state=state)
+
+    def _update_save_state(self) -> None:
+        self.save_btn.configure(state=tk.NORMAL if self.result is not None else tk.DISABLED)
+
+    def _options(self) -> tuple[bool, bool, str]:
+        """The labelling options the menus and toolbar set: (eye check, flip TTA, detector)."""
+        return self.eye_var.get(), self.tta_var.get(), self.detector_var.get()
+
+    def _on_option_toggle(self) -> None:
+        if self._options() != self._options_applied:  # a Tk variable fires on every set, changed or not
+            self._options_applied = self._options()
+            self.relabel()
+
+    def _report_callback_exception(self, exc: type[BaseException], val: BaseException, tb: Any) -> None:
+        """A bug in a Tk callback: print it for the developer, show one line to the user, keep running."""
+        traceback.print_exception(exc, val, tb, file=sys.stderr)
+        self._set_detail(f"{exc.__name__}: {' '.join(str(val).split())}")
+        self.status_var.set("Something went wrong: see Details.")
+
+
+def run(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | None = None,
+        eye_check: bool = True, tta: bool = False, detector: str = DETECTORS[0]) -> int:
+    """Open the window (optionally with a photo) and run the Tk main loop; returns the exit code."""
+    try:
+        root = tk.Tk(className=APP_NAME)
+    except tk.TclError as e:
+        print(f"emotionlens: cannot open a window ({e}); is a display available? Try --self-test.",
+              file=sys.stderr)
+        return 1
+    app = App(root, zoo_dir=zoo_dir, eye_check=eye_check, tta=tta, detector=detector)
+    if image is not None:
+        app.open_image(image)
+    root.mainloop()
+    return 0

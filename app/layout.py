@@ -1,0 +1,199 @@
+"""Where face numbers and labels go: reading order of faces and label placement that never covers a face.
+
+Pure geometry (no Tk, no Pillow), so the window, the saved image and the batch annotations share one rule and
+tests can check it without a display:
+
+* :func:`reading_order` numbers faces the way people read a group photo: rows top to bottom, then left to
+  right. Faces whose vertical centres differ by less than half a face height are one row, so a head tilted
+  or a person standing a step back does not start a new row (sorting by y alone would zig-zag; by x alone,
+  what the app did before, puts face 1 at the bottom left and face 2 halfway up).
+* :func:`place_labels` gives every face a short tag (number and ensemble emotion) touching its box and the
+  full per-model line where it fits without covering any face box, frame edge or other label: beside the
+  tag, below or beside the box, else a little away with a leader line; when nothing fits, ``full`` is None
+  and the window shows the line on hover/selection (the saved image keeps the tag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 (x1/y1 exclusive)
+Size = tuple[float, float]  # width, height
+
+ROW_TOLERANCE = 0.5  # fraction of the face height two centres may differ by and still share a row
+
+
+def reading_order(boxes: Sequence[tuple[float, float, float, float]]) -> list[int]:
+    """Indices of ``boxes`` (x, y, w, h) in reading order: rows top to bottom, each row left to right.
+
+    A face joins the current row when its centre lies within ``ROW_TOLERANCE`` x the row's mean face height
+    of the row's mean centre; rows are built top down from the faces sorted by centre y.
+    """
+    items = sorted(range(len(boxes)), key=lambda i: (boxes[i][1] + boxes[i][3] / 2, boxes[i][0]))
+    rows: list[list[int]] = []
+    for i in items:
+        cy = boxes[i][1] + boxes[i][3] / 2
+        if rows:
+            row = rows[-1]
+            mean_cy = sum(boxes[j][1] + boxes[j][3] / 2 for j in row) / len(row)
+            mean_h = sum(boxes[j][3] for j in row) / len(row)
+            if cy - mean_cy <= ROW_TOLERANCE * max(mean_h, boxes[i][3]):
+                row.append(i)
+                continue
+        rows.append([i])
+    return [i for row in rows for i in sorted(row, key=lambda j: boxes[j][0] + boxes[j][2] / 2)]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one face's labels go. ``short``: the tag shows only the number (no room for the emotion word).
+
+    ``full`` is None when the full line fits nowhere; ``stacked`` says it is one line per model;
+    ``leader`` is the segment (x0, y0, x1, y1) joining a detached full label to its box, or None.
+    """
+
+    tag: Rect
+    short: bool
+    full: Rect | None
+    stacked: bool
+    leader: tuple[float, float, float, float] | None
+
+
+def overlaps(a: Rect, b: Rect) -> bool:
+    """True when the rectangles share interior area (touching edges do not count)."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _inside(r: Rect, frame: Rect) -> bool:
+    return r[0] >= frame[0] and r[1] >= frame[1] and r[2] <= frame[2] and r[3] <= frame[3]
+
+
+def _shift_into(r: Rect, frame: Rect) -> Rect:
+    """Slide ``r`` horizontally into ``frame`` when it sticks out (labels may start left of their box)."""
+    w = r[2] - r[0]
+    x0 = min(max(r[0], frame[0]), max(frame[0], frame[2] - w))
+    return (x0, r[1], x0 + w, r[3])
+
+
+def _free(r: Rect, frame: Rect, obstacles: list[Rect]) -> bool:
+    return _inside(r, frame) and not any(overlaps(r, o) for o in obstacles)
+
+
+def _tag_candidates(box: Rect, size: Size, frame: Rect) -> list[Rect]:
+    """Tag positions touching the box: on its top edge outside, below it, then inside its top-left corner."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    return [
+        _shift_into((x0, y0 - h, x0 + w, y0), frame),
+        _shift_into((x0, y1, x0 + w, y1 + h), frame),
+        (x0, y0, x0 + w, y0 + h),
+    ]
+
+
+def _full_candidates(box: Rect, tag: Rect, size: Size, gap: float) -> list[Rect]:
+    """Full-label positions, nearest first: right of the tag, above it, below/right/left of the box."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    tx0, ty0, tx1, ty1 = tag
+    return [
+        (tx1, ty0, tx1 + w, ty0 + h),  # continues the tag's line
+        (tx0, ty0 - h, tx0 + w, ty0),  # above the tag
+        (x0, y1 + (ty1 - ty0 if ty0 >= y1 else 0), x0 + w, y1 + (ty1 - ty0 if ty0 >= y1 else 0) + h),
+        (x1 + gap, y0, x1 + gap + w, y0 + h),  # right of the box
+        (x0 - gap - w, y0, x0 - gap, y0 + h),  # left of the box
+        (x1 - w, y0 - h - (ty1 - ty0), x1, y0 - (ty1 - ty0)),  # above, right-aligned
+    ]
+
+
+def _ring(box: Rect, size: Size, step: float, rings: int) -> list[Rect]:
+    """Detached positions on growing rings around the box, for a label joined by a leader line."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    out: list[tuple[float, Rect]] = []
+    for k in range(1, rings + 1):
+        d = k * step
+        for fx in (-1, -0.5, 0, 0.5, 1):
+            for fy in (-1, -0.5, 0, 0.5, 1):
+                if abs(fx) < 1 and abs(fy) < 1:
+                    continue
+                lx = cx + fx * ((x1 - x0) / 2 + d) - (w if fx < 0 else 0 if fx > 0 else w / 2)
+                ly = cy + fy * ((y1 - y0) / 2 + d) - (h if fy < 0 else 0 if fy > 0 else h / 2)
+                r = (lx, ly, lx + w, ly + h)
+                out.append((abs(fx) + abs(fy) + 4 * k, r))
+    return [r for _, r in sorted(out, key=lambda t: t[0])]
+
+
+def _leader(box: Rect, label: Rect) -> tuple[float, float, float, float]:
+    """Segment from the box edge point nearest the label to the label's nearest point."""
+    bx = min(max((label[0] + label[2]) / 2, box[0]), box[2])
+    by = min(max((label[1] + label[3]) / 2, box[1]), box[3])
+    lx = min(max(bx, label[0]), label[2])
+    ly = min(max(by, label[1]), label[3])
+    return (bx, by, lx, ly)
+
+
+def place_labels(
+    boxes: Sequence[Rect],
+    tag_sizes: Sequence[tuple[Size, Size]],
+    full_sizes: Sequence[tuple[Size, Size] | None],
+    frame: Rect,
+    gap: float = 4.0,
+    leader_rings: int = 3,
+) -> list[Placement]:
+    """Place a tag and, where room allows, the full label for every box (rectangles in one coordinate system).
+
+    ``tag_sizes[i]`` is (size with the emotion word, size of the number alone); ``full_sizes[i]`` is (one
+    line, one line per model) or None for no full label. Tags are placed for every face first (they matter
+    most), in the given order, then full labels; nothing placed ever overlaps another face's box or another
+    label. A tag that fits nowhere outside goes inside its own box's corner, number only.
+    """
+    boxes = [tuple(map(float, b)) for b in boxes]
+    taken: list[Rect] = []
+    tags: list[tuple[Rect, bool]] = []
+    for i, box in enumerate(boxes):
+        others = [b for j, b in enumerate(boxes) if j != i]
+        chosen: tuple[Rect, bool] | None = None
+        for short, size in ((False, tag_sizes[i][0]), (True, tag_sizes[i][1])):
+            for r in _tag_candidates(box, size, frame):
+                # Inside its own box the tag may cover that face's corner, never a neighbour's box.
+                if _free(r, frame, others + taken):
+                    chosen = (r, short)
+                    break
+            if chosen:
+                break
+        if chosen is None:
+            w, h = tag_sizes[i][1]
+            chosen = ((box[0], box[1], box[0] + w, box[1] + h), True)
+        tags.append(chosen)
+        taken.append(chosen[0])
+    placements = []
+    for i, box in enumerate(boxes):
+        tag, short = tags[i]
+        full: Rect | None = None
+        stacked = False
+        leader = None
+        sizes = full_sizes[i]
+        if sizes is not None:
+            obstacles = boxes + taken  # the own box too: the full line must not hide this face either
+            for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
+                for r in _full_candidates(box, tag, size, gap):
+                    if _free(r, frame, obstacles):
+                        full, stacked = r, is_stacked
+                        break
+                if full:
+                    break
+            if full is None:
+                step = max(gap * 3, min(box[2] - box[0], box[3] - box[1]) / 2)
+                for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
+                    for r in _ring(box, size, step, leader_rings):
+                        if _free(r, frame, obstacles):
+                            full, stacked, leader = r, is_stacked, _leader(box, r)
+                            break
+                    if full:
+                        break
+            if full is not None:
+                taken.append(full)
+        placements.append(Placement(tag=tag, short=short, full=full, stacked=stacked, leader=leader))
+    return placements
