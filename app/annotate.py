@@ -64,6 +64,12 @@ def label_parts(face: FaceResult, display_names: dict[str, str]) -> list[tuple[s
     ]
 
 
+def number_prefix(face: FaceResult, numbered: bool) -> str:
+    """What starts a full label on a photo with several faces: the face's number, so no label is ambiguous
+    when it sits beside a neighbour's box or at the end of a leader line; nothing on a one-face photo."""
+    return f"{face.index}: " if numbered else ""
+
+
 def tag_text(face: FaceResult, short: bool = False) -> str:
     """The tag on a box: ``"3 happy"``, or ``"3"`` where the emotion word does not fit."""
     return str(face.index) if short else f"{face.index} {face.ensemble.label}"
@@ -92,15 +98,18 @@ def annotate(rgb: np.ndarray, result: PhotoResult, display_names: dict[str, str]
     faces = result.faces
     boxes = [(f.box.x, f.box.y, f.box.x + f.box.w, f.box.y + f.box.h) for f in faces]
     tags = [(size([tag_text(f)]), size([tag_text(f, short=True)])) for f in faces]
+    numbered = len(faces) > 1
     fulls = []
     for f in faces:
         parts = label_text(f, display_names)
+        if parts:
+            parts = [number_prefix(f, numbered) + parts[0], *parts[1:]]
         fulls.append((size([SEP.join(parts)]), size(parts)) if parts else None)
     placements = place_labels(boxes, tags, fulls, (0, 0, W, H), gap=pad)
     for f, box in zip(faces, boxes, strict=True):
         draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=color(f.ensemble.label), width=line_w)
-    for f, box, pl in zip(faces, boxes, placements, strict=True):
-        _draw_labels(draw, font, pad, lh, asc[1], f, box, pl, display_names, line_w)
+    for f, pl in zip(faces, placements, strict=True):
+        _draw_labels(draw, font, pad, lh, asc[1], f, pl, display_names, line_w, number_prefix(f, numbered))
     return np.asarray(im)
 
 
@@ -111,10 +120,10 @@ def _draw_labels(
     lh: int,
     top: int,
     face: FaceResult,
-    box: tuple[int, int, int, int],
     pl: Placement,
     display_names: dict[str, str],
     line_w: int,
+    prefix: str,
 ) -> None:
     fill = color(face.ensemble.label)
     x0, y0, x1, y1 = (round(v) for v in pl.tag)
@@ -129,8 +138,11 @@ def _draw_labels(
     parts = label_parts(face, display_names)
     lines = [[p] for p in parts] if pl.stacked else [parts]
     ty = fy0 + pad
-    for line in lines:
+    for n, line in enumerate(lines):
         x = fx0 + pad
+        if n == 0 and prefix:
+            draw.text((x, ty - top), prefix, font=font, fill=fill)
+            x += draw.textlength(prefix, font=font)
         for k, (text, label) in enumerate(line):
             if k:
                 draw.text((x, ty - top), SEP, font=font, fill=SEP_COLOR)

@@ -125,6 +125,26 @@ def _ring(box: Rect, size: Size, step: float, rings: int) -> list[Rect]:
     return [r for _, r in sorted(out, key=lambda t: t[0])]
 
 
+def crosses(seg: tuple[float, float, float, float], r: Rect) -> bool:
+    """True when segment ``seg`` (x0, y0, x1, y1) passes through the interior of ``r`` (Liang-Barsky clip)."""
+    x0, y0, x1, y1 = seg
+    dx, dy = x1 - x0, y1 - y0
+    t0, t1 = 0.0, 1.0
+    for p, q in ((-dx, x0 - r[0]), (dx, r[2] - x0), (-dy, y0 - r[1]), (dy, r[3] - y0)):
+        if p == 0:
+            if q <= 0:
+                return False
+            continue
+        t = q / p
+        if p < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+        if t0 >= t1:
+            return False
+    return True
+
+
 def _leader(box: Rect, label: Rect) -> tuple[float, float, float, float]:
     """Segment from the box edge point nearest the label to the label's nearest point."""
     bx = min(max((label[0] + label[2]) / 2, box[0]), box[2])
@@ -147,7 +167,8 @@ def place_labels(
     ``tag_sizes[i]`` is (size with the emotion word, size of the number alone); ``full_sizes[i]`` is (one
     line, one line per model) or None for no full label. Tags are placed for every face first (they matter
     most), in the given order, then full labels; nothing placed ever overlaps another face's box or another
-    label. A tag that fits nowhere outside goes inside its own box's corner, number only.
+    label. A tag that fits nowhere outside goes inside its own box's corner, number only. A detached label's
+    leader line never crosses another face's box.
     """
     boxes = [tuple(map(float, b)) for b in boxes]
     taken: list[Rect] = []
@@ -186,10 +207,12 @@ def place_labels(
                     break
             if full is None:
                 step = max(gap * 3, min(box[2] - box[0], box[3] - box[1]) / 2)
+                others = [b for j, b in enumerate(boxes) if j != i]
                 for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
                     for r in _ring(box, size, step, leader_rings):
-                        if _free(r, frame, obstacles):
-                            full, stacked, leader = r, is_stacked, _leader(box, r)
+                        line = _leader(box, r)
+                        if _free(r, frame, obstacles) and not any(crosses(line, b) for b in others):
+                            full, stacked, leader = r, is_stacked, line
                             break
                     if full:
                         break
@@ -197,3 +220,29 @@ def place_labels(
                 taken.append(full)
         placements.append(Placement(tag=tag, short=short, full=full, stacked=stacked, leader=leader))
     return placements
+
+
+def place_popup(
+    box: Rect, tag: Rect, sizes: tuple[Size, Size], others: Sequence[Rect], frame: Rect, gap: float = 4.0
+) -> tuple[Rect, bool, tuple[float, float, float, float] | None]:
+    """(rect, stacked, leader) for a hovered or selected face's full label, drawn on top of other labels.
+
+    It still avoids every face box where any position allows (other labels may be covered: they are
+    behind it only while the pointer or selection is there); else it goes just below or above the box.
+    """
+    obstacles = [tuple(map(float, b)) for b in others] + [tuple(map(float, box))]
+    for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
+        for r in _full_candidates(box, tag, size, gap):
+            if _free(_shift_into(r, frame), frame, obstacles):
+                return _shift_into(r, frame), is_stacked, None
+    step = max(gap * 3, min(box[2] - box[0], box[3] - box[1]) / 2)
+    for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
+        for r in _ring(box, size, step, 3):
+            line = _leader(box, r)
+            if _free(r, frame, obstacles) and not any(crosses(line, b) for b in others):
+                return r, is_stacked, line
+    stacked = sizes[0][0] > frame[2] - frame[0]
+    w, h = sizes[1] if stacked else sizes[0]
+    x = min(max(frame[0], box[0]), max(frame[0], frame[2] - w))
+    y = box[3] + 2 if box[3] + 2 + h <= frame[3] else max(frame[1], box[1] - h - 2)
+    return (x, y, x + w, y + h), stacked, None

@@ -1,9 +1,12 @@
-"""Retake README's pictures with the shipped models: the app window and the annotated sample photo.
+"""Retake README's pictures with the shipped models: the app window on a group photo and an annotated photo.
 
 The percentages in those pictures are the models' real output, so they are regenerated (never edited) each
 time the zoo changes. Needs an X display for the window; under a headless machine run it through Xvfb::
 
-    xvfb-run -s "-screen 0 1280x800x24" python docs/make_figures.py
+    xvfb-run -s "-screen 0 1700x1100x24" python docs/make_figures.py
+
+The window is shot at 1600x1000 (docs/screenshot.jpg, README's top picture) and at the smallest size the
+window allows, 720x480 (docs/screenshot-720x480.png), with one face selected so its card shows.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+GROUP = ROOT.parent / "shared" / "data" / "group_photos" / "bald_guys.jpg"  # the 24-face collage
+SAMPLE = ROOT / "app" / "assets" / "sample.jpg"
 
 
 def annotated_sample(photo: Path, out: Path) -> None:
@@ -28,7 +33,8 @@ def annotated_sample(photo: Path, out: Path) -> None:
     save_image(annotate(rgb, result, {m.name: m.display_name for m in labeler.models}), out)
 
 
-def window_screenshot(photo: Path, out: Path, size: str = "1280x760") -> list[list[str]]:
+def window_screenshot(photo: Path, out: Path, size: str, select: int | None) -> list[list[str]]:
+    """Open ``photo`` in a window of ``size``, select face ``select``, grab the screen; returns the table."""
     import tkinter as tk
 
     from PIL import ImageGrab
@@ -43,12 +49,18 @@ def window_screenshot(photo: Path, out: Path, size: str = "1280x760") -> list[li
     app.open_image(photo)
     if not app.wait_idle(120):
         raise SystemExit("error: labelling did not finish within 120 s")
+    if select is not None:
+        app.select_face(select)
     for _ in range(20):  # let Tk draw everything before the grab
         root.update()
         time.sleep(0.05)
     # The window sits at +0+0; its menu bar lies above winfo_rooty(), so grab from the screen's top.
     bbox = (0, 0, root.winfo_rootx() + root.winfo_width(), root.winfo_rooty() + root.winfo_height())
-    ImageGrab.grab(bbox=bbox, xdisplay=None).save(out)
+    shot = ImageGrab.grab(bbox=bbox, xdisplay=None).convert("RGB")
+    if out.suffix.lower() in (".jpg", ".jpeg"):
+        shot.save(out, quality=85, optimize=True)
+    else:
+        shot.quantize(colors=256, method=2).save(out, optimize=True)  # a few hundred KB, not MB
     rows = app.face_rows()
     app.quit()
     return rows
@@ -57,19 +69,25 @@ def window_screenshot(photo: Path, out: Path, size: str = "1280x760") -> list[li
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python docs/make_figures.py",
-        description="Regenerate docs/screenshot.png (the app window labelling a photo) and "
-        "docs/sample-annotated.jpg (the batch annotation of the same photo) with the models in models_zoo/.",
-        epilog='example: xvfb-run -s "-screen 0 1280x800x24" python docs/make_figures.py',
+        description="Regenerate docs/screenshot.jpg and docs/screenshot-720x480.png (the app window on a group "
+        "photo) and docs/sample-annotated.jpg (the batch annotation of the sample) with the models in models_zoo/.",
+        epilog='example: xvfb-run -s "-screen 0 1700x1100x24" python docs/make_figures.py --select 5',
     )
-    p.add_argument("--photo", default=str(ROOT / "app" / "assets" / "sample.jpg"),
-                   help="photo to show (default: the bundled sample)")
-    p.add_argument("--out", default=str(ROOT / "docs"), help="folder for the two pictures (default: docs/)")
+    p.add_argument("--photo", default=str(GROUP if GROUP.is_file() else SAMPLE),
+                   help="photo to show in the window (default: ../shared's 24-face collage, else the sample)")
+    p.add_argument("--annotate-photo", default=str(SAMPLE),
+                   help="photo for docs/sample-annotated.jpg (default: the bundled sample)")
+    p.add_argument("--select", type=int, default=5, help="face number to select in the window (default: 5)")
+    p.add_argument("--out", default=str(ROOT / "docs"), help="folder for the pictures (default: docs/)")
     args = p.parse_args(argv)
     photo, out = Path(args.photo), Path(args.out)
-    annotated_sample(photo, out / "sample-annotated.jpg")
-    for row in window_screenshot(photo, out / "screenshot.png"):
-        print(" | ".join(row))
-    print(f"wrote {out / 'screenshot.png'} and {out / 'sample-annotated.jpg'}")
+    annotated_sample(Path(args.annotate_photo), out / "sample-annotated.jpg")
+    for size, name in (("1600x1000", "screenshot.jpg"), ("720x480", "screenshot-720x480.png")):
+        rows = window_screenshot(photo, out / name, size, args.select)
+        print(f"{name}: {len(rows)} faces in the table")
+    for k, row in enumerate(rows, 1):
+        print(f"{k:2d} " + " | ".join(row))
+    print(f"wrote {out / 'screenshot.jpg'}, {out / 'screenshot-720x480.png'} and {out / 'sample-annotated.jpg'}")
     return 0
 
 

@@ -37,9 +37,13 @@ class FacePanel:
         top = ttk.Frame(self.frame)
         self.tree = ttk.Treeview(top, show="headings", selectmode="browse", height=6)
         scroll = ttk.Scrollbar(top, orient=tk.VERTICAL, command=self.tree.yview)
-        self.tree.configure(yscrollcommand=scroll.set)
-        scroll.pack(side=tk.RIGHT, fill=tk.Y)
-        self.tree.pack(side=tk.LEFT, fill=tk.BOTH, expand=True)
+        xscroll = ttk.Scrollbar(top, orient=tk.HORIZONTAL, command=self.tree.xview)
+        self.tree.configure(yscrollcommand=scroll.set, xscrollcommand=xscroll.set)
+        top.columnconfigure(0, weight=1)
+        top.rowconfigure(0, weight=1)
+        self.tree.grid(row=0, column=0, sticky="nsew")
+        scroll.grid(row=0, column=1, sticky="ns")
+        xscroll.grid(row=1, column=0, sticky="ew")  # a narrow window scrolls the model columns sideways
         self.tree.bind("<<TreeviewSelect>>", self._on_tree_select)
         bottom = ttk.Frame(self.frame)
         self.card = tk.Canvas(bottom, bg="white", highlightthickness=0, width=380)
@@ -77,9 +81,8 @@ class FacePanel:
         f = self.fonts["body"]
         for col, title in zip(columns, ["Face", "Ensemble", *[m.display_name for m in self.models]], strict=True):
             self.tree.heading(col, text=title, command=lambda c=col: self.sort_by(c, toggle=True))
-            width = f.measure("00") + 16 if col == "face" else f.measure("surprise 100%") + 12
-            self.tree.column(col, width=width, minwidth=width if col == "face" else 40,
-                             stretch=col != "face", anchor=tk.E if col == "face" else tk.W)
+            width = f.measure("Face") + 18 if col == "face" else f.measure("surprise 100%") + 12
+            self.tree.column(col, width=width, minwidth=width, stretch=False, anchor=tk.E if col == "face" else tk.W)
         for face in self.faces:
             self.tree.insert("", tk.END, iid=str(face.index), values=self._values(face))
         self._quiet = False

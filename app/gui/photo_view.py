@@ -18,8 +18,8 @@ from typing import Any
 
 from PIL import Image, ImageTk
 
-from app.annotate import LABEL_BG, SEP, SEP_COLOR, color, tag_text, text_color
-from app.layout import Placement, place_labels
+from app.annotate import LABEL_BG, SEP, SEP_COLOR, color, number_prefix, tag_text, text_color
+from app.layout import Placement, place_labels, place_popup
 
 CANVAS_BG = "#2b2b2b"
 SELECTED = "#ffffff"
@@ -209,21 +209,27 @@ class PhotoView:
         self._tk_photo = ImageTk.PhotoImage(shown, master=self.canvas)
         self.canvas.create_image(round(vx0), round(vy0), image=self._tk_photo, anchor=tk.NW, tags=("photo",))
 
-    def _sizes(self, face: Any) -> tuple[tuple[tuple[float, float], tuple[float, float]], Any]:
+    def _prefix(self, face: Any) -> str:
+        return number_prefix(face, len(self.faces) > 1)
+
+    def _sizes(self, face: Any) -> tuple[Any, Any]:
+        """(tag sizes, full-label sizes) in canvas pixels for app.layout."""
         f = self.font
         line_h = f.metrics("linespace")
         tag = ((f.measure(tag_text(face)) + 8, line_h + 2), (f.measure(tag_text(face, True)) + 8, line_h + 2))
         parts = self.parts(face)
         if not parts:
             return tag, None
-        one = sum(f.measure(t) for t, _ in parts) + f.measure(SEP) * (len(parts) - 1) + 8
-        stacked = max(f.measure(t) for t, _ in parts) + 8
+        widths = [f.measure(t) for t, _ in parts]
+        widths[0] += f.measure(self._prefix(face))
+        one = sum(widths) + f.measure(SEP) * (len(parts) - 1) + 8
+        stacked = max(widths) + 8
         return tag, ((one, line_h + 4), (stacked, line_h * len(parts) + 4))
 
     def _draw_faces(self, cw: int, ch: int) -> None:
         boxes = [self.to_canvas(f.box) for f in self.faces]
         sizes = [self._sizes(f) for f in self.faces]
-        self.placements = place_labels(boxes, [t for t, _ in sizes], [u for _, u in sizes], (0, 0, cw, ch))
+        self.placements = place_labels(boxes, [s[0] for s in sizes], [s[1] for s in sizes], (0, 0, cw, ch))
         c = self.canvas
         for face, box, pl in zip(self.faces, boxes, self.placements, strict=True):
             tag = f"face{face.index}"
@@ -239,22 +245,16 @@ class PhotoView:
                 self._draw_full(face, pl.full, pl.stacked, pl.leader, ("fixed",))
         for index in (self.hover, self.selected):  # on top of everything, where it fits or next to the box
             face = self._face(index)
-            if face is not None:
-                i = self.faces.index(face)
-                self._draw_popup(face, boxes[i], self.placements[i], sizes[i][1], cw, ch)
-
-    def _draw_popup(self, face: Any, box: tuple[float, ...], pl: Placement, sizes: Any, cw: int, ch: int) -> None:
-        if sizes is None:
-            return
-        if pl.full is not None:
-            self._draw_full(face, pl.full, pl.stacked, pl.leader, ("popup",))
-            return
-        (w1, h1), (w2, h2) = sizes
-        stacked = w1 > cw
-        w, h = (w2, h2) if stacked else (w1, h1)
-        x = min(max(0.0, box[0]), max(0.0, cw - w))
-        y = box[3] + 2 if box[3] + 2 + h <= ch else max(0.0, box[1] - h - 2)
-        self._draw_full(face, (x, y, x + w, y + h), stacked, None, ("popup",))
+            if face is None:
+                continue
+            i = self.faces.index(face)
+            pl, full_sizes = self.placements[i], sizes[i][1]
+            if pl.full is not None:
+                self._draw_full(face, pl.full, pl.stacked, pl.leader, ("popup",))
+            elif full_sizes is not None:
+                others = boxes[:i] + boxes[i + 1:]
+                rect, stacked, leader = place_popup(boxes[i], pl.tag, full_sizes, others, (0, 0, cw, ch))
+                self._draw_full(face, rect, stacked, leader, ("popup",))
 
     def _draw_full(self, face: Any, rect: tuple[float, ...], stacked: bool, leader: Any, extra: tuple[str, ...]):
         c = self.canvas
@@ -267,8 +267,11 @@ class PhotoView:
         lines = [[p] for p in parts] if stacked else [parts]
         f = self.font
         y = rect[1] + 2
-        for line in lines:
+        for n, line in enumerate(lines):
             x = rect[0] + 4
+            if n == 0 and self._prefix(face):
+                c.create_text(x, y, text=self._prefix(face), anchor=tk.NW, font=f, fill=col, tags=(tag, *extra))
+                x += f.measure(self._prefix(face))
             for k, (text, label) in enumerate(line):
                 if k:
                     c.create_text(x, y, text=SEP, anchor=tk.NW, font=f, fill=_hex(SEP_COLOR), tags=(tag, *extra))

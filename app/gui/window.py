@@ -45,6 +45,7 @@ from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
 APP_NAME = "EmotionLens"
 PANEL_WIDTH = 420  # side panel at start; the user can drag the divider
 PANEL_FRACTION = 0.4  # at most this share of a narrow window, so the photo stays the main thing
+PANEL_SHARE = 0.33  # on wide windows the panel grows to this share, so the table shows every model's column
 DISPLAY_MAX_SIDE = 2560  # photos larger than this are pre-shrunk once so live resizes stay fast
 RESIZE_DEBOUNCE_MS = 120
 POLL_MS = 30
@@ -781,7 +782,8 @@ class App:
         """Keep the panel at most PANEL_FRACTION of a narrow window, so the photo stays the main thing."""
         if self._sash_moved_by_user or event.width < 50:
             return
-        side = min(round(PANEL_WIDTH * self.dpi_scale), int(PANEL_FRACTION * event.width))
+        wanted = max(round(PANEL_WIDTH * self.dpi_scale), int(PANEL_SHARE * event.width))  # the table's columns
+        side = min(wanted, int(PANEL_FRACTION * event.width))
         self.body.sashpos(0, max(100, event.width - side))
 
     def _on_photo_select(self, index: int | None) -> None:
