@@ -19,7 +19,7 @@ from app.emotions import EMOTIONS
 from app.gui.photo_view import hex_color
 
 CHART_MIN_W = 185  # the card lays out as many chart columns as fit this width
-THUMB = 96
+THUMB = 96  # px at 96 DPI; grows with the font on high-DPI screens
 
 
 def percent(p: float) -> str:
@@ -177,13 +177,14 @@ class FacePanel:
         tag = f"face{face.index}"
         bold, small = self.fonts["bold"], self.fonts["small"]
         top = y
+        side = max(THUMB, round(THUMB * bold.metrics("linespace") / 17))  # 17 px: the bold font's line at 96 DPI
         crop = np.asarray(face.crop, dtype=np.uint8)
-        thumb = Image.fromarray(crop if crop.ndim == 2 else crop[..., 0], "L").resize((THUMB, THUMB), Image.NEAREST)
+        thumb = Image.fromarray(crop if crop.ndim == 2 else crop[..., 0], "L").resize((side, side), Image.NEAREST)
         img = ImageTk.PhotoImage(thumb, master=p)
         self._images.append(img)
         p.create_image(10, y, image=img, anchor=tk.NW, tags=(tag,))
         e, b = face.ensemble, face.box
-        x = THUMB + 20
+        x = side + 20
         wrap = max(60, pw - x - 10)
         t = p.create_text(x, y + 2, text=f"Face {face.index} of {len(self.faces)}", anchor=tk.NW, font=bold,
                           tags=(tag, "title"))
@@ -193,7 +194,7 @@ class FacePanel:
         y2 = p.bbox(t)[3] + 2
         t = p.create_text(x, y2, text=f"ensemble of {len(self.models)} models\n{b.w}×{b.h} px at ({b.x}, {b.y})",
                           anchor=tk.NW, font=small, fill="#666666", width=wrap, tags=(tag,))
-        y = max(y + THUMB, p.bbox(t)[3]) + 8
+        y = max(y + side, p.bbox(t)[3]) + 8
         charts = [(m.display_name, face.predictions[m.name]) for m in self.models if m.name in face.predictions]
         charts.append(("ensemble", face.ensemble))
         ncols = max(1, min(len(charts), (pw - 20) // CHART_MIN_W))
