@@ -733,3 +733,22 @@ def test_real_collage_keyboard_walk(make_app, tiny_zoo, shared_dir):
     for k in range(1, n + 1):
         _key(app.canvas, "n")
         assert app.selected == app.panel.order()[k - 1] and app.status().startswith(f"Face {app.selected} of {n}")
+
+
+def test_table_sorts_by_column_and_keys_follow_it(make_app, tiny_zoo, collage):
+    path, _, _ = collage
+    app = _open(make_app, tiny_zoo, path)
+    tree = app.panel.tree
+    tree.tk.call(tree.heading("ensemble", "command"))  # what a click on the "Ensemble" heading runs
+    by_ensemble = {f.index: (f.ensemble.label, -f.ensemble.confidence, f.index) for f in app.result.faces}
+    assert app.panel.order() == sorted(by_ensemble, key=by_ensemble.get)
+    tree.tk.call(tree.heading("ensemble", "command"))  # again: reversed
+    assert app.panel.order() == sorted(by_ensemble, key=by_ensemble.get, reverse=True)
+    app.canvas.focus_force()  # key events go to the focus window
+    app.root.update()
+    _key(app.canvas, "Home")
+    assert app.selected == app.panel.order()[0]
+    _key(app.canvas, "n")
+    assert app.selected == app.panel.order()[1]
+    tree.tk.call(tree.heading("face", "command"))
+    assert app.panel.order() == list(range(1, 25))

@@ -338,8 +338,7 @@ class App:
         src = Path(folder)
         out = Path(out_dir) if out_dir is not None else default_output_folder(src)
         if out.resolve() == src.resolve():
-            out = default_output_folder(src / "labelled")
-            out = src / "labelled" if not (src / "labelled").exists() else out
+            out = src / "labelled"  # results inside the photo folder, never beside the photos themselves
         question = output_folder_question(out)
         if question is not None and not (confirmed and out.is_dir()):
             self.status_var.set(f"Not started: {out.name} already holds files; choose an empty or new folder.")
