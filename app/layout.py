@@ -200,6 +200,7 @@ def place_labels(
             obstacles = boxes + taken  # the own box too: the full line must not hide this face either
             for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
                 for r in _full_candidates(box, tag, size, gap):
+                    r = _shift_into(r, frame)  # near the frame's edge, slide along it rather than give up
                     if _free(r, frame, obstacles):
                         full, stacked = r, is_stacked
                         break
