@@ -96,3 +96,44 @@ def test_no_room_falls_back_to_number_inside_own_box():
     for p, b in zip(placements, boxes, strict=True):
         assert p.short and p.full is None
         assert b[0] <= p.tag[0] and p.tag[1] >= b[1]
+
+
+def _result(boxes, size):
+    from app.detect import Box
+    from app.emotions import EMOTIONS
+    from app.labeler import FaceResult, PhotoResult, Prediction
+
+    def pred(k):
+        probs = np.full(len(EMOTIONS), 0.05, np.float32)
+        probs[k % len(EMOTIONS)] = 0.7
+        return Prediction(probs=probs, label=EMOTIONS[k % len(EMOTIONS)], confidence=0.7)
+
+    faces = [
+        FaceResult(index=i + 1, box=Box(*b), crop=np.zeros((48, 48), np.uint8),
+                   predictions={"cnn": pred(i), "ff": pred(i + 1), "resnet18": pred(i + 2)}, ensemble=pred(i))
+        for i, b in enumerate(boxes)
+    ]
+    return PhotoResult(path=None, size=size, faces=faces, seconds=0, detect_seconds=0, label_seconds=0)
+
+
+@pytest.mark.parametrize("gap", [8, 40, 120])
+def test_annotated_image_draws_nothing_inside_another_face(gap):
+    """The saved/batch picture: pixels inside every face box stay the photo's, bar that face's own outline."""
+    from app.annotate import annotate
+
+    side = 120
+    boxes = [(gap + c * (side + gap), gap + r * (side + gap) + (c % 3) * 10, side, side)
+             for r in range(4) for c in range(6)]
+    w, h = 6 * (side + gap) + gap, 4 * (side + gap) + gap + 30
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    out = annotate(rgb, _result(boxes, (w, h)), {"cnn": "CNN", "ff": "FF", "resnet18": "ResNet18"})
+    line = max(2, round(max(w, h) / 400))
+    for i, (x, y, bw, bh) in enumerate(boxes):
+        inner = (slice(y + line + 1, y + bh - line - 1), slice(x + line + 1, x + bw - line - 1))
+        changed = np.any(out[inner] != rgb[inner], axis=2)
+        if gap >= 40:  # room for every tag outside its box: the face is untouched
+            assert not changed.any(), f"something drawn inside face {i + 1}"
+        else:  # tight: a face may carry its own tag in its top-left corner, never another face's label
+            ys, xs = np.nonzero(changed)
+            assert not len(ys) or (ys.max() < bh // 3 and xs.min() == 0), f"label inside face {i + 1}"

@@ -4,6 +4,7 @@
 * ``photo_view``: the photo canvas (zoom, pan, boxes, tags and labels placed by app.layout, clicks).
 * ``face_panel``: the side panel (sortable table, one row per face; the selected face's card and charts).
 * ``messages``: what the window says to the user, and where folder labelling writes by default.
+* ``worker``: the background thread that loads the models and labels photos and folders.
 * ``folders``: the folder-labelling dialog and the run through app.batch.
 """
 

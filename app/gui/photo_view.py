@@ -126,7 +126,7 @@ class PhotoView:
         self.scale = new
         self.ox, self.oy = x - px * new, y - py * new
         self.fitted = False
-        self._clamp()
+        self.clamp()
         self.redraw()
 
     def pan(self, dx: float, dy: float) -> None:
@@ -134,10 +134,10 @@ class PhotoView:
         self.ox += dx
         self.oy += dy
         self.fitted = False
-        self._clamp()
+        self.clamp()
         self.redraw()
 
-    def _clamp(self) -> None:
+    def clamp(self) -> None:
         """Keep the photo covering the view along each axis it overflows, centred along the others."""
         cw, ch = self.viewport()
         w, h = self.size[0] * self.scale, self.size[1] * self.scale
@@ -167,7 +167,7 @@ class PhotoView:
         if x0 < margin or y0 < margin or x1 > cw - margin or y1 > ch - margin:
             self.ox += cw / 2 - (x0 + x1) / 2
             self.oy += ch / 2 - (y0 + y1) / 2
-        self._clamp()
+        self.clamp()
         self.redraw()
 
     def _face(self, index: int | None) -> Any:

@@ -1,10 +1,11 @@
-"""The app shell: menus, toolbar, status bar, the worker thread, and the selection that ties photo and panel.
+"""The app shell: menus, toolbar, status bar, the results of the worker thread, and the face selection.
 
 Design notes (why it is built this way):
 
-* Detection and labelling run on one worker thread; the Tk thread only draws. Results come back through a
-  queue polled with ``after`` (Tk is not thread-safe), and a result whose request was superseded by a newer
-  one (the user opened another photo meanwhile) is dropped, so a slow photo can never overwrite a newer one.
+* Detection and labelling run on one worker thread (app.gui.worker); the Tk thread only draws. Results
+  come back through a queue polled with ``after`` (Tk is not thread-safe), and a result whose request was
+  superseded by a newer one (the user opened another photo meanwhile) is dropped, so a slow photo can never
+  overwrite a newer one.
 * One selected face at a time, set from a click on its box (photo_view), a table row (face_panel) or the keys
   (N/P, arrows, Page Up/Down, Home/End on the photo or the table): :meth:`App.select_face` highlights both,
   scrolls the table and the photo to it and announces it in the status bar.
@@ -20,65 +21,34 @@ from __future__ import annotations
 import os
 import queue
 import sys
-import threading
 import time
 import tkinter as tk
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import filedialog, ttk
 from tkinter import font as tkfont
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from app.annotate import label_parts
 from app.detect import DETECTORS
 from app.gui.face_panel import FacePanel, percent
-from app.gui.folders import OutputFolderDialog, label_folder
+from app.gui.folders import OutputFolderDialog
 from app.gui.messages import Message, default_output_folder, models_problem, models_status, output_folder_question
 from app.gui.photo_view import PhotoView
-from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
+from app.gui.worker import Job, Loaded, Worker
+from app.imageio import IMAGE_SUFFIXES
 
 APP_NAME = "EmotionLens"
 PANEL_WIDTH = 420  # side panel at start; the user can drag the divider
 PANEL_FRACTION = 0.4  # at most this share of a narrow window, so the photo stays the main thing
 PANEL_SHARE = 0.33  # on wide windows the panel grows to this share, so the table shows every model's column
-DISPLAY_MAX_SIDE = 2560  # photos larger than this are pre-shrunk once so live resizes stay fast
 RESIZE_DEBOUNCE_MS = 120
 POLL_MS = 30
 BASE_DPI = 96.0  # Tk's pixel-sized fonts are meant for this; larger screens scale them up
 NAV_KEYS = ("n", "p", "Next", "Prior", "Home", "End", "Down", "Up", "Right", "Left")
-
-
-@dataclass
-class _Job:
-    """One unit of work for the worker thread; ``request`` orders label jobs so stale ones can be dropped."""
-
-    kind: str  # "models" | "label" | "batch"
-    request: int
-    path: Path | None = None
-    rgb: np.ndarray | None = None
-    eye_check: bool = True
-    tta: bool = False
-    detector: str = DETECTORS[0]
-    out_dir: Path | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class _Loaded:
-    """What a label job hands back to the Tk thread."""
-
-    path: Path | None
-    rgb: np.ndarray | None = None
-    base: Image.Image | None = None  # display copy, at most DISPLAY_MAX_SIDE per side
-    result: Any = None  # PhotoResult
-    error: str | None = None
-    reason: str | None = None
-    zoo_error: bool = False
 
 
 def scale_fonts(root: tk.Misc) -> float:
@@ -109,8 +79,6 @@ class App:
             raise ValueError(f"unknown detector {detector!r}: choose {', '.join(DETECTORS)}")
         self.root = root if root is not None else tk.Tk()
         self.zoo_dir = Path(zoo_dir) if zoo_dir is not None else None
-        self._labeler_factory = labeler_factory or self._default_labeler_factory
-        self.labeler: Any = None
         self.zoo_error: str | None = None
         self.detail = ""  # technical detail behind the Details button
 
@@ -120,25 +88,20 @@ class App:
         self.result: Any = None
         self.selected: int | None = None
 
-        # Worker plumbing.
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._results: queue.Queue[tuple[str, int, Any]] = queue.Queue()
-        self._latest_request = 0
+        # Requests to the worker thread.
         self._shown_request = 0  # request whose result is on screen
         self._open_path: Path | None = None  # latest file asked for, and its request
         self._open_request = 0
-        self._pending = 0
-        self._batch_job: _Job | None = None
+        self._batch_job: Job | None = None
         self.batch_summary: str = ""
         self._resize_after: str | None = None
         self._poll_after: str | None = None
         self._closed = False
 
+        self.worker = Worker(labeler_factory or self._default_labeler_factory)
         self._build_ui(eye_check, tta, detector)
-        self._worker = threading.Thread(target=self._worker_loop, name="emotionlens-worker", daemon=True)
-        self._worker.start()
         self._poll_after = self.root.after(POLL_MS, self._poll)
-        self._submit(_Job("models", 0))
+        self.worker.submit(Job("models", 0))
 
     # ------------------------------------------------------------------ UI construction
 
@@ -274,16 +237,16 @@ class App:
     def open_image(self, path: str | os.PathLike) -> int:
         """Load and label ``path`` off the UI thread; returns the request id. Supersedes older requests."""
         p = Path(path)
-        self._latest_request += 1
-        self._open_path, self._open_request = p, self._latest_request
+        self.worker.latest_request += 1
+        self._open_path, self._open_request = p, self.worker.latest_request
         self.root.title(f"{p.name} — {APP_NAME}")
         self._set_busy(f"Labelling {p.name}…")
-        self._submit(self._label_job(path=p))
-        return self._latest_request
+        self.worker.submit(self._label_job(path=p))
+        return self.worker.latest_request
 
-    def _label_job(self, path: Path | None, rgb: np.ndarray | None = None) -> _Job:
+    def _label_job(self, path: Path | None, rgb: np.ndarray | None = None) -> Job:
         eye, tta, det = self._options()
-        return _Job("label", self._latest_request, path=path, rgb=rgb, eye_check=eye, tta=tta, detector=det)
+        return Job("label", self.worker.latest_request, path=path, rgb=rgb, eye_check=eye, tta=tta, detector=det)
 
     def relabel(self) -> int | None:
         """Label the current photo again (after an option changed), without re-reading the file."""
@@ -291,10 +254,10 @@ class App:
             return self.open_image(self._open_path)  # a newer photo is still on its way: redo that one
         if self.rgb is None:
             return None
-        self._latest_request += 1
+        self.worker.latest_request += 1
         self._set_busy(f"Labelling {self.path.name if self.path else 'photo'}…")
-        self._submit(self._label_job(path=self.path, rgb=self.rgb))
-        return self._latest_request
+        self.worker.submit(self._label_job(path=self.path, rgb=self.rgb))
+        return self.worker.latest_request
 
     def set_eye_check(self, on: bool) -> None:
         """Turn eye verification on/off; re-labels the current photo like the checkbox does."""
@@ -313,7 +276,7 @@ class App:
     def reload_models(self) -> None:
         """Try loading the model zoo again (after the user copied the models in)."""
         self._set_busy("Loading models…")
-        self._submit(_Job("models", 0))
+        self.worker.submit(Job("models", 0))
 
     def save_annotated(self, path: str | os.PathLike) -> Path:
         """Write the current photo with numbered boxes and labels baked in (full resolution)."""
@@ -345,7 +308,7 @@ class App:
             return None
         self.cancel_batch()
         eye, tta, det = self._options()
-        job = _Job("batch", 0, path=src, out_dir=out, eye_check=eye, tta=tta, detector=det)
+        job = Job("batch", 0, path=src, out_dir=out, eye_check=eye, tta=tta, detector=det)
         self._batch_job = job
         self.batch_summary = ""
         self.progress.stop()
@@ -354,7 +317,7 @@ class App:
         self.progress.pack(side=tk.RIGHT)
         self.status_var.set(f"Labelling the photos in {src.name}…")
         self._set_open_state(tk.DISABLED)
-        self._submit(job)
+        self.worker.submit(job)
         return out
 
     def cancel_batch(self) -> None:
@@ -416,14 +379,14 @@ class App:
     @property
     def busy(self) -> bool:
         """True while any job (models, labelling, batch) is queued or running."""
-        return self._pending > 0
+        return self.worker.pending > 0
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Pump the Tk loop until every job finished and the view is drawn; False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.root.update()
-            if self._pending == 0 and self._resize_after is None:
+            if self.worker.pending == 0 and self._resize_after is None:
                 self.root.update_idletasks()
                 return True
             time.sleep(0.01)
@@ -458,7 +421,7 @@ class App:
         self._closed = True
         if self._batch_job is not None:
             self._batch_job.cancel.set()
-        self._jobs.put(None)
+        self.worker.stop()
         for after_id in (self._poll_after, self._resize_after):  # else Tk reports them
             if after_id is not None:
                 self.root.after_cancel(after_id)
@@ -528,104 +491,15 @@ class App:
         ttk.Button(top, text="Close", command=top.destroy).pack(pady=(0, 8))
         top.bind("<Escape>", lambda _e: top.destroy())
 
-    # ------------------------------------------------------------------ worker thread
-
     def _default_labeler_factory(self) -> Any:
         from app.labeler import Labeler
 
         return Labeler(zoo_dir=self.zoo_dir)
 
-    def _submit(self, job: _Job) -> None:
-        self._pending += 1
-        self._jobs.put(job)
-
-    def _ensure_labeler(self) -> Any:
-        """The labeler, loading it now if start-up failed (the user may have added the models since)."""
-        if self.labeler is None:
-            self.labeler = self._labeler_factory()
-        return self.labeler
-
-    def _worker_loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            try:
-                if job.kind == "models":
-                    self._results.put(("models", 0, self._run_models()))
-                elif job.kind == "label":
-                    if job.request != self._latest_request:  # superseded before it started
-                        self._results.put(("label", job.request, None))
-                    else:
-                        self._results.put(("label", job.request, self._run_label(job)))
-                elif job.kind == "batch":
-                    self._results.put(("batch", 0, self._run_batch(job)))
-            except Exception as e:  # a bug, not a user error: keep the window alive and say what happened
-                traceback.print_exc()
-                self._results.put(("crash", job.request, f"{type(e).__name__}: {' '.join(str(e).split())}"))
-
-    def _run_models(self) -> str | None:
-        from app.zoo import ZooError
-
-        try:
-            self.labeler = self._labeler_factory()  # one assignment: the Tk thread never sees it half-made
-            return None
-        except ZooError as e:
-            self.labeler = None  # what the message says: the next open retries rather than using old models
-            return " ".join(str(e).split())
-
-    def _run_label(self, job: _Job) -> _Loaded:
-        from app.zoo import ZooError
-
-        out = _Loaded(path=job.path)
-        try:
-            rgb = job.rgb if job.rgb is not None else load_image(job.path)  # type: ignore[arg-type]
-        except ImageError as e:
-            out.error = " ".join(str(e).split())  # "<path>: <reason>", for the Details button
-            out.reason = " ".join(str(e.reason).split())  # the status bar names the file already
-            return out
-        out.rgb = rgb
-        if job.rgb is None:
-            base = Image.fromarray(rgb)
-            if max(base.size) > DISPLAY_MAX_SIDE:
-                base.thumbnail((DISPLAY_MAX_SIDE,) * 2, Image.Resampling.BILINEAR, reducing_gap=2.0)
-            out.base = base
-        try:
-            labeler = self._ensure_labeler()
-        except ZooError as e:
-            out.error = " ".join(str(e).split())
-            out.zoo_error = True
-            return out
-        out.result = labeler.label_image(rgb, eye_check=job.eye_check, path=job.path, tta=job.tta,
-                                         detector=job.detector)
-        return out
-
-    def _run_batch(self, job: _Job) -> tuple[str, str]:
-        """Label a folder; progress goes through the results queue. Returns (summary line, detail)."""
-        assert job.path is not None and job.out_dir is not None
-        from app.zoo import ZooError
-
-        try:
-            labeler = self._ensure_labeler()
-        except ZooError as e:
-            return "Folder not labelled: " + models_status(str(e)), " ".join(str(e).split())
-        try:
-            s = label_folder(
-                labeler, job.path, job.out_dir, eye_check=job.eye_check, tta=job.tta, cancel=job.cancel,
-                progress=lambda i, n, name: self._results.put(("progress", 0, (i, n, name))),
-                detector=job.detector,
-            )
-        except OSError as e:
-            where = getattr(e, "filename", None) or job.out_dir
-            return f"Folder labelling stopped: cannot write the results ({e.strerror or e}).", f"{where}: {e}"
-        if s["images"] == 0:
-            return f"Batch: no images in {job.path}", ""
-        what = "cancelled after" if s["interrupted"] else "done:"
-        return (
-            f"Batch {what} {s['done']} of {s['images']} images: {s['faces']} faces, "
-            f"{len(s['no_face'])} without a face, {len(s['errors'])} unreadable → {job.out_dir}",
-            "",
-        )
+    @property
+    def labeler(self) -> Any:
+        """The loaded models (app.labeler.Labeler), or None while they are not loaded."""
+        return self.worker.labeler
 
     # ------------------------------------------------------------------ Tk thread: results
 
@@ -634,15 +508,15 @@ class App:
             return
         try:
             while True:
-                kind, request, payload = self._results.get_nowait()
+                kind, request, payload = self.worker.results.get_nowait()
                 if kind == "progress":
                     self._on_progress(*payload)
                     continue
-                self._pending -= 1
+                self.worker.pending -= 1
                 if kind == "models":
                     self._on_models(payload)
                 elif kind == "label":
-                    if payload is not None and request == self._latest_request:
+                    if payload is not None and request == self.worker.latest_request:
                         self._shown_request = request
                         self._on_label(payload)
                 elif kind == "batch":
@@ -651,7 +525,7 @@ class App:
                     self._show_problem(Message("Something went wrong inside EmotionLens. Your photo is not "
                                                "changed; try again, or see Details.", payload))
                     self.status_var.set("Something went wrong: see Details.")
-                if self._pending == 0:
+                if self.worker.pending == 0:
                     self._set_idle()
         except queue.Empty:
             pass
@@ -691,7 +565,7 @@ class App:
             self._show_problem(None)  # the models message; a bad file's message stays until the next open
         self.status_var.set(f"Ready: {len(self.labeler.models)} models ({names}). Open a photo with Ctrl+O.")
 
-    def _on_label(self, loaded: _Loaded) -> None:
+    def _on_label(self, loaded: Loaded) -> None:
         name = loaded.path.name if loaded.path else "photo"
         if loaded.rgb is None:  # unreadable file: clear the view so nothing stale can be saved
             self.path, self.rgb, self.result = loaded.path, None, None
@@ -758,7 +632,7 @@ class App:
         self.batch_summary = summary
         self.cancel_btn.pack_forget()
         self.progress.configure(mode="indeterminate", value=0)
-        if self._pending == 0:
+        if self.worker.pending == 0:
             self.progress.pack_forget()
         self._set_open_state(tk.NORMAL)
         self._set_detail(detail)
@@ -774,7 +648,7 @@ class App:
     def _on_resize_done(self) -> None:
         self._resize_after = None
         if not self.photo.fitted:
-            self.photo._clamp()
+            self.photo.clamp()
         self.photo.redraw()
 
     def _on_body_resize(self, event: tk.Event) -> None:
