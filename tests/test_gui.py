@@ -281,6 +281,12 @@ def test_large_photo_and_small_frame(make_app, tiny_zoo, sample_photo, tmp_path)
     px0, py0, px1, py1 = app.canvas.bbox("photo")
     bx0, by0, bx1, by1 = app.canvas.bbox("box")
     assert px0 - 3 <= bx0 < bx1 <= px1 + 3 and py0 - 3 <= by0 < by1 <= py1 + 3
+    # Zoomed in far, the view comes from the photo's own 4000 px, not the 2560 px display copy.
+    assert app.photo._full_image is None
+    app.photo.zoom_by(8)
+    assert app.photo._full_image is not None and app.photo._full_image.size == (4000, 3000)
+    assert app.canvas.find_withtag("photo") and len(app.canvas.find_withtag("box")) == 2
+    app.photo.fit()
     app.open_image(small)
     assert app.wait_idle(WAIT)
     assert "426×240" in app.status() and len(app.face_rows()) == 1, app.status()

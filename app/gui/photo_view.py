@@ -49,6 +49,8 @@ class PhotoView:
         self.message_font = message_font
         self.on_select = on_select
         self.base: Image.Image | None = None  # display copy of the photo (may be smaller than the photo)
+        self.full: Any = None  # the photo's own pixels (RGB array), for zoomed views of large photos
+        self._full_image: Image.Image | None = None
         self.size: tuple[int, int] = (0, 0)  # the photo's real size; boxes are in its pixels
         self.faces: list[Any] = []
         self.parts: Callable[[Any], list[tuple[str, str]]] = lambda _f: []
@@ -75,9 +77,14 @@ class PhotoView:
 
     # ------------------------------------------------------------------ what to show
 
-    def set_photo(self, base: Image.Image | None, size: tuple[int, int]) -> None:
-        """A new photo (or None): fitted to the canvas, nothing selected."""
-        self.base, self.size = base, size
+    def set_photo(self, base: Image.Image | None, size: tuple[int, int], full: Any = None) -> None:
+        """A new photo (or None): fitted to the canvas, nothing selected.
+
+        ``base`` is the display copy (at most a few thousand pixels); ``full`` the photo's own pixels (an RGB
+        array), used only where zooming in shows more detail than the display copy has.
+        """
+        self.base, self.size, self.full = base, size, full
+        self._full_image = None
         self.faces, self.selected, self.hover = [], None, None
         self.fitted = True
 
@@ -198,14 +205,19 @@ class PhotoView:
         vx1, vy1 = min(float(cw), self.ox + w * s), min(float(ch), self.oy + h * s)
         if vx1 - vx0 < 1 or vy1 - vy0 < 1:
             return
-        k = self.base.width / w
+        src = self.base
+        if self.full is not None and s > self.base.width / w and self.base.width < w:
+            if self._full_image is None:  # zoomed in past the display copy: use the photo's own pixels
+                self._full_image = Image.fromarray(self.full)
+            src = self._full_image
+        k = src.width / w
         box = ((vx0 - self.ox) / s * k, (vy0 - self.oy) / s * k, (vx1 - self.ox) / s * k, (vy1 - self.oy) / s * k)
         dw, dh = max(1, round(vx1 - vx0)), max(1, round(vy1 - vy0))
         shrink = (box[2] - box[0]) / dw
         resample = Image.Resampling.LANCZOS if 1 < shrink < 2 else Image.Resampling.BILINEAR
         if shrink <= 1 and s / k > 3:
             resample = Image.Resampling.NEAREST  # far zoomed in: show the pixels rather than a blur
-        shown = self.base.resize((dw, dh), resample, box=box, reducing_gap=2.0 if shrink > 2 else None)
+        shown = src.resize((dw, dh), resample, box=box, reducing_gap=2.0 if shrink > 2 else None)
         self._tk_photo = ImageTk.PhotoImage(shown, master=self.canvas)
         self.canvas.create_image(round(vx0), round(vy0), image=self._tk_photo, anchor=tk.NW, tags=("photo",))
 

@@ -580,7 +580,7 @@ class App:
         self.path, self.rgb = loaded.path, loaded.rgb
         if new_photo:
             h, w = loaded.rgb.shape[:2]
-            self.photo.set_photo(loaded.base, (w, h))
+            self.photo.set_photo(loaded.base, (w, h), full=loaded.rgb)
         self.result = loaded.result
         self._update_save_state()
         if loaded.zoo_error:
