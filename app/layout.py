@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 (x1/y1 exclusive)
 Size = tuple[float, float]  # width, height
 
@@ -74,6 +76,22 @@ def _shift_into(r: Rect, frame: Rect) -> Rect:
     w = r[2] - r[0]
     x0 = min(max(r[0], frame[0]), max(frame[0], frame[2] - w))
     return (x0, r[1], x0 + w, r[3])
+
+
+def _near(rects: list[Rect], region: Rect) -> list[Rect]:
+    return [r for r in rects if overlaps(r, region)]
+
+
+def _free_mask(cands: list[Rect], frame: Rect, obstacles: list[Rect]) -> np.ndarray:
+    """Which candidates lie inside ``frame`` and overlap no obstacle: one numpy test for all of them."""
+    c = np.asarray(cands, dtype=np.float64).reshape(-1, 4)
+    ok = (c[:, 0] >= frame[0]) & (c[:, 1] >= frame[1]) & (c[:, 2] <= frame[2]) & (c[:, 3] <= frame[3])
+    if obstacles:
+        o = np.asarray(obstacles, dtype=np.float64).reshape(-1, 4)
+        hit = ((c[:, None, 0] < o[None, :, 2]) & (o[None, :, 0] < c[:, None, 2])
+               & (c[:, None, 1] < o[None, :, 3]) & (o[None, :, 1] < c[:, None, 3]))
+        ok &= ~hit.any(axis=1)
+    return ok
 
 
 def _free(r: Rect, frame: Rect, obstacles: list[Rect]) -> bool:
@@ -171,15 +189,27 @@ def place_labels(
     leader line never crosses another face's box.
     """
     boxes = [tuple(map(float, b)) for b in boxes]
+    arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+    def boxes_near(i: int, region: Rect) -> list[Rect]:
+        """Other faces' boxes that overlap ``region`` (vectorised: photos may hold hundreds of faces)."""
+        hit = (arr[:, 0] < region[2]) & (region[0] < arr[:, 2]) & (arr[:, 1] < region[3]) & (region[1] < arr[:, 3])
+        hit[i] = False
+        return [boxes[j] for j in np.flatnonzero(hit)]
+
     taken: list[Rect] = []
     tags: list[tuple[Rect, bool]] = []
     for i, box in enumerate(boxes):
-        others = [b for j, b in enumerate(boxes) if j != i]
+        tw = max(tag_sizes[i][0][0], tag_sizes[i][1][0]) + 1
+        th = max(tag_sizes[i][0][1], tag_sizes[i][1][1]) + 1
+        # Only what lies within a tag's reach can be in the way (keeps 200-face photos interactive).
+        region = (box[0] - tw, box[1] - th, box[2] + tw, box[3] + th)
+        near = boxes_near(i, region) + _near(taken, region)
         chosen: tuple[Rect, bool] | None = None
         for short, size in ((False, tag_sizes[i][0]), (True, tag_sizes[i][1])):
             for r in _tag_candidates(box, size, frame):
                 # Inside its own box the tag may cover that face's corner, never a neighbour's box.
-                if _free(r, frame, others + taken):
+                if _free(r, frame, near):
                     chosen = (r, short)
                     break
             if chosen:
@@ -197,26 +227,27 @@ def place_labels(
         leader = None
         sizes = full_sizes[i]
         if sizes is not None:
-            obstacles = boxes + taken  # the own box too: the full line must not hide this face either
-            for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
-                for r in _full_candidates(box, tag, size, gap):
-                    r = _shift_into(r, frame)  # near the frame's edge, slide along it rather than give up
-                    if _free(r, frame, obstacles):
-                        full, stacked = r, is_stacked
-                        break
-                if full:
-                    break
-            if full is None:
-                step = max(gap * 3, min(box[2] - box[0], box[3] - box[1]) / 2)
-                others = [b for j, b in enumerate(boxes) if j != i]
-                for is_stacked, size in ((False, sizes[0]), (True, sizes[1])):
-                    for r in _ring(box, size, step, leader_rings):
-                        line = _leader(box, r)
-                        if _free(r, frame, obstacles) and not any(crosses(line, b) for b in others):
-                            full, stacked, leader = r, is_stacked, line
-                            break
-                    if full:
-                        break
+            step = max(gap * 3, min(box[2] - box[0], box[3] - box[1]) / 2)
+            reach = leader_rings * step + gap + 2
+            reach_x = max(sizes[0][0], sizes[1][0]) + (tag[2] - tag[0]) + reach
+            reach_y = max(sizes[0][1], sizes[1][1]) + (tag[3] - tag[1]) + reach
+            region = (box[0] - reach_x, box[1] - reach_y, box[2] + reach_x, box[3] + reach_y)
+            others = boxes_near(i, region)
+            obstacles = [box, *others, *_near(taken, region)]  # the own box too: the line must not hide it
+            cands = [(False, _shift_into(r, frame), False) for r in _full_candidates(box, tag, sizes[0], gap)]
+            cands += [(True, _shift_into(r, frame), False) for r in _full_candidates(box, tag, sizes[1], gap)]
+            cands += [(False, r, True) for r in _ring(box, sizes[0], step, leader_rings)]
+            cands += [(True, r, True) for r in _ring(box, sizes[1], step, leader_rings)]
+            # Near positions first (beside the tag or box, slid along the frame's edge), then detached ones
+            # joined by a leader line that crosses no other face.
+            free = _free_mask([r for _, r, _ in cands], frame, obstacles)
+            for k in np.flatnonzero(free):
+                is_stacked, r, detached = cands[k]
+                line = _leader(box, r) if detached else None
+                if line is not None and any(crosses(line, b) for b in others):
+                    continue
+                full, stacked, leader = r, is_stacked, line
+                break
             if full is not None:
                 taken.append(full)
         placements.append(Placement(tag=tag, short=short, full=full, stacked=stacked, leader=leader))

@@ -60,6 +60,7 @@ class PhotoView:
         self.scale, self.ox, self.oy = 1.0, 0.0, 0.0
         self.fitted = True  # follow the window's size until the user zooms or pans
         self.placements: list[Placement] = []
+        self._layout_key: tuple | None = None
         self._tk_photo: ImageTk.PhotoImage | None = None
         self._press: tuple[int, int] | None = None
         self._dragged = False
@@ -241,7 +242,10 @@ class PhotoView:
     def _draw_faces(self, cw: int, ch: int) -> None:
         boxes = [self.to_canvas(f.box) for f in self.faces]
         sizes = [self._sizes(f) for f in self.faces]
-        self.placements = place_labels(boxes, [s[0] for s in sizes], [s[1] for s in sizes], (0, 0, cw, ch))
+        key = (tuple(boxes), tuple(sizes), cw, ch)
+        if key != self._layout_key:  # hover and selection redraw often; the layout changes only with the view
+            self.placements = place_labels(boxes, [s[0] for s in sizes], [s[1] for s in sizes], (0, 0, cw, ch))
+            self._layout_key = key
         c = self.canvas
         for face, box, pl in zip(self.faces, boxes, self.placements, strict=True):
             tag = f"face{face.index}"
