@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.imageio import IMAGE_SUFFIXES
+
 OUTPUT_SUFFIX = " labels"  # "Holiday" -> "Holiday labels", next to it
 
 
@@ -40,6 +42,12 @@ def models_problem(error: str, zoo_dir: str | os.PathLike | None) -> Message:
             "\n\nThen choose File > Reload models."
         )
     return Message(text, error)
+
+
+def unreadable_photo(name: str, reason: str, detail: str) -> Message:
+    """A file that is not a photo the app can read: say which, why in short, and what it can open."""
+    kinds = ", ".join(sorted({s.lstrip(".").upper() for s in IMAGE_SUFFIXES} - {"JPEG", "TIF"}))
+    return Message(f"Cannot open {name}.\n\n{reason}\n\nChoose another photo ({kinds}).", detail)
 
 
 def models_status(error: str) -> str:

@@ -36,7 +36,14 @@ from app.annotate import label_parts
 from app.detect import DETECTORS
 from app.gui.face_panel import FacePanel, percent
 from app.gui.folders import OutputFolderDialog
-from app.gui.messages import Message, default_output_folder, models_problem, models_status, output_folder_question
+from app.gui.messages import (
+    Message,
+    default_output_folder,
+    models_problem,
+    models_status,
+    output_folder_question,
+    unreadable_photo,
+)
 from app.gui.photo_view import PhotoView
 from app.gui.worker import Job, Loaded, Worker
 from app.imageio import IMAGE_SUFFIXES
@@ -571,8 +578,7 @@ class App:
             self.path, self.rgb, self.result = loaded.path, None, None
             self.photo.set_photo(None, (0, 0))
             self._draw_panel()
-            self._show_problem(Message(f"Cannot open {name}.\n\n{loaded.reason or ''}\n\nChoose another photo "
-                                       "(JPEG, PNG, BMP, TIFF or WebP).", loaded.error or ""))
+            self._show_problem(unreadable_photo(name, loaded.reason or "", loaded.error or ""))
             self.status_var.set(f"Cannot open {name}: {loaded.reason or loaded.error}")
             self._update_save_state()
             return
