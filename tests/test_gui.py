@@ -32,15 +32,14 @@ tk = pytest.importorskip("tkinter")
 WAIT = 90.0  # generous: CI shares 2 cores with whatever else runs
 
 
-@pytest.fixture(scope="module")
-def xdisplay():
-    """A private X server for this module; skip cleanly where Xvfb is not installed."""
+def _start_xvfb(*extra: str) -> tuple[subprocess.Popen, str]:
+    """Start a private Xvfb (``extra``: more server options); skip cleanly where it is not installed."""
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("Xvfb not installed (apt-get install xvfb) - the GUI tests need a virtual display")
     num = next(n for n in range(99, 160) if not Path(f"/tmp/.X{n}-lock").exists())
     proc = subprocess.Popen(
-        [xvfb, f":{num}", "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
+        [xvfb, f":{num}", "-nolisten", "tcp", *(extra or ("-screen", "0", "1400x900x24"))],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -51,9 +50,16 @@ def xdisplay():
     if not sock.exists():
         proc.kill()
         pytest.skip(f"Xvfb :{num} did not start")
+    return proc, f":{num}"
+
+
+@pytest.fixture(scope="module")
+def xdisplay():
+    """A private X server for this module."""
+    proc, display = _start_xvfb()
     old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{num}"
-    yield f":{num}"
+    os.environ["DISPLAY"] = display
+    yield display
     if old is None:
         os.environ.pop("DISPLAY", None)
     else:
@@ -758,3 +764,34 @@ def test_table_sorts_by_column_and_keys_follow_it(make_app, tiny_zoo, collage):
     assert app.selected == app.panel.order()[1]
     tree.tk.call(tree.heading("face", "command"))
     assert app.panel.order() == list(range(1, 25))
+
+
+_DPI_PROBE = """
+import sys, tkinter as tk
+from app.gui import App
+root = tk.Tk()
+app = App(root, zoo_dir=sys.argv[1])
+assert app.wait_idle(60)
+root.update()
+print(app.label_font.metrics("linespace"), root.winfo_width())
+app.quit()
+"""
+
+
+def test_fonts_and_window_scale_on_a_high_dpi_screen(tiny_zoo):
+    """The same window on a 96 DPI and a 192 DPI 4K screen: text twice as tall, window twice as wide."""
+    seen = {}
+    for dpi in (96, 192):
+        proc, display = _start_xvfb("-screen", "0", "3840x2160x24", "-dpi", str(dpi))
+        try:
+            r = subprocess.run([sys.executable, "-c", _DPI_PROBE, str(tiny_zoo)], capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "DISPLAY": display},
+                               cwd=Path(__file__).resolve().parents[1])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        assert r.returncode == 0, r.stderr
+        seen[dpi] = [int(v) for v in r.stdout.split()]
+    (line96, width96), (line192, width192) = seen[96], seen[192]
+    assert 1.7 < line192 / line96 < 2.3, seen
+    assert width192 >= 1.8 * width96, seen
