@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.detect import Box
+from app.detect import DETECTORS, Box
 from app.layout import overlaps, reading_order
 
 pytestmark = pytest.mark.gui
@@ -733,11 +733,16 @@ def _all_text(widget) -> str:
 
 
 @pytest.mark.slow
-def test_real_collage_keyboard_walk(make_app, tiny_zoo, shared_dir):
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_real_collage_keyboard_walk(make_app, tiny_zoo, shared_dir, detector):
     photo = Path(shared_dir) / "data" / "group_photos" / "bald_guys.jpg"
     if not photo.is_file():
         pytest.skip(f"{photo} not found")
-    app = _open(make_app, tiny_zoo, photo)
+    app = make_app(zoo_dir=tiny_zoo, detector=detector)
+    app.root.geometry("720x480")
+    app.open_image(photo)
+    assert app.wait_idle(WAIT)
+    _settle(app)
     n = len(app.result.faces)
     assert n >= 20, app.status()
     assert _labels_clear_of_other_boxes(app) >= n
@@ -795,3 +800,15 @@ def test_fonts_and_window_scale_on_a_high_dpi_screen(tiny_zoo):
     (line96, width96), (line192, width192) = seen[96], seen[192]
     assert 1.7 < line192 / line96 < 2.3, seen
     assert width192 >= 1.8 * width96, seen
+
+
+def test_detector_menu_runs_every_shipped_detector(make_app, tiny_zoo, sample_photo):
+    app = make_app(zoo_dir=tiny_zoo)
+    app.open_image(sample_photo)
+    assert app.wait_idle(WAIT)
+    menu = app.detector_menu
+    assert [menu.entrycget(i, "label") for i in range(menu.index("end") + 1)] == list(DETECTORS)
+    for i, name in enumerate(DETECTORS):
+        menu.invoke(i)
+        assert app.wait_idle(WAIT)
+        assert f"detector {name}" in app.status() and len(app.face_rows()) == 1, app.status()
