@@ -396,9 +396,11 @@ def test_batch_into_source_folder_never_overwrites(make_app, tiny_zoo, sample_ph
     shutil.copy(sample_photo, src / "a.jpg")
     before = _sha(src / "a.jpg")
     app = make_app(zoo_dir=tiny_zoo)
+    app.set_detector(DETECTORS[-1])  # the folder is labelled with the detector the menu shows
     used = app.open_folder(src, src)
     assert app.wait_idle(WAIT)
     assert used != src and used.parent == src
+    assert json.loads((used / "summary.json").read_text())["detector"] == DETECTORS[-1]
     assert _sha(src / "a.jpg") == before and (used / "annotated" / "a.jpg").is_file()
     assert sorted(p.name for p in src.iterdir()) == ["a.jpg", "labelled"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import threading
 import time
 import tkinter as tk
@@ -12,6 +11,7 @@ from pathlib import Path
 from tkinter import filedialog, messagebox, ttk
 from typing import Any
 
+from app.detect import DETECTORS
 from app.gui.messages import output_folder_question
 
 
@@ -23,14 +23,14 @@ def label_folder(
     cancel: threading.Event | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     tta: bool = False,
-    detector: str | None = None,
+    detector: str = DETECTORS[0],
 ) -> dict[str, Any]:
     """Label the images directly in ``folder`` into ``out_dir`` exactly as ``python -m app.batch --annotate``.
 
     Same files (labels.csv, summary.json, annotated/ copies, the resume journal) from app.batch's own loop,
     ``batch.label_items``, so a GUI run and a CLI run are interchangeable and ``app.batch --resume`` can finish
     a cancelled GUI run; only the stop signal (``cancel``) and the progress report differ from the CLI's.
-    ``detector`` is passed on where app.batch takes one. Returns app.batch's summary dict.
+    Returns app.batch's summary dict.
     """
     from app import batch
 
@@ -38,9 +38,6 @@ def label_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     scan = batch.scan_inputs([folder], out_dir, recursive=False)
     done = batch.prepare_outputs(out_dir, batch.csv_header(labeler.models), resume=False)
-    extra = {}
-    if detector is not None and "detector" in inspect.signature(batch.label_items).parameters:
-        extra["detector"] = detector
     this_run, cancelled = batch.label_items(
         labeler, scan.items, out_dir,
         eye_check=eye_check,
@@ -49,7 +46,7 @@ def label_folder(
         done=done,
         should_stop=cancel.is_set if cancel is not None else lambda: False,
         progress=progress,
-        **extra,
+        detector=detector,
     )
     args = argparse.Namespace(no_eye_check=not eye_check, tta=tta, detector=detector)
     return batch.write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t0, cancelled)
