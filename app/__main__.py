@@ -115,13 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     eye_check = not args.no_eye_check
     if args.self_test:
         return self_test(args.image, args.zoo, eye_check, args.tta, args.detector)
-    import inspect
-
     from app.gui import run  # tkinter only from here on
 
-    # The window takes the detector once app/gui.py has its detector menu (worked on in parallel).
-    extra = {"detector": args.detector} if "detector" in inspect.signature(run).parameters else {}
-    return run(args.image, args.zoo, eye_check, args.tta, **extra)
+    return run(args.image, args.zoo, eye_check, args.tta, detector=args.detector)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.detect import DETECTORS
+from app.detect import DETECTORS, load_detector
 from app.imageio import readable_formats
 from app.journal import (  # noqa: F401 - re-exported: the GUI's folder labelling calls them as batch.*
     JOURNAL,
@@ -96,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     try:  # with worker processes this copy only checks the zoo and names the columns: one thread is plenty
         labeler = Labeler(zoo_dir=args.zoo, threads=args.threads if workers == 1 else 1)
     except ZooError as e:
+        raise UsageError(str(e)) from None
+    try:
+        load_detector(args.detector)
+    except RuntimeError as e:  # a missing or corrupt detector file: one line naming it, before any photo
         raise UsageError(str(e)) from None
     header = csv_header(labeler.models)
 

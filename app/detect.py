@@ -315,10 +315,25 @@ def eye_pair(
 DETECTORS = ("haar", "mtcnn")  # the first is the default; --detector in the app, the batch command and the benchmarks
 
 
+def load_detector(detector: str = DETECTORS[0]) -> None:
+    """Load ``detector``'s files now, so a missing or corrupt one is a one-line error before any photo is read
+    (RuntimeError naming the file; ValueError for an unknown name), not a failure on every photo of a batch."""
+    if detector == "mtcnn":
+        from app import mtcnn
+
+        mtcnn.onnx_runners()
+    elif detector == "haar":
+        _cascade(FACE_CASCADE)
+        _cascade(EYE_CASCADE)
+    else:
+        raise ValueError(f"unknown detector {detector!r}: choose {', '.join(DETECTORS)}")
+
+
 def detect_faces(
     rgb: np.ndarray, eye_check: bool = True, work_size: int = WORK_SIZE, detector: str = DETECTORS[0]
 ) -> list[Box]:
-    """Find frontal faces; boxes are in ``rgb``'s pixels, clipped to the frame and sorted left to right.
+    """Find frontal faces; boxes are in ``rgb``'s pixels, clipped to the frame and sorted left to right
+    (the labeller renumbers them in reading order, app.layout).
 
     With ``eye_check`` a face needs at least ``MIN_EYES`` eye in its upper part: that removes the Haar
     cascade's false positives on textures at almost no cost in real faces (see the module docstring).

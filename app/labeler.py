@@ -17,6 +17,7 @@ import numpy as np
 from app.crop import crop_face
 from app.detect import DETECTORS, Box, detect_faces, to_gray
 from app.imageio import load_image
+from app.layout import reading_order
 from app.zoo import ModelInfo, ZooError, default_zoo_dir, load_manifest
 
 CROP_SIZE = (48, 48)
@@ -33,7 +34,7 @@ class Prediction:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face: 1-based ``index`` (left to right), its box, the 48x48 crop the models saw, and the labels."""
+    """One face: 1-based ``index`` (reading order), its box, the 48x48 crop the models saw, and the labels."""
 
     index: int
     box: Box
@@ -198,12 +199,13 @@ class Labeler:
         self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None, tta: bool = False,
         detector: str = DETECTORS[0],
     ) -> PhotoResult:
-        """Detect, crop and label every face of an RGB (or gray) image; faces numbered left to right.
+        """Detect, crop and label every face of an RGB (or gray) image; faces numbered in reading order.
 
         ``tta``: flip test-time augmentation, see :meth:`classify`."""
         t0 = time.perf_counter()
         gray = to_gray(rgb)
         boxes = detect_faces(rgb if detector != "haar" else gray, eye_check=eye_check, detector=detector)
+        boxes = [boxes[i] for i in reading_order([(b.x, b.y, b.w, b.h) for b in boxes])]
         t1 = time.perf_counter()
         crops = np.zeros((len(boxes), *CROP_SIZE), np.uint8)
         for i, b in enumerate(boxes):

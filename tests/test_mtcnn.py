@@ -205,3 +205,19 @@ def test_build_is_up_to_date_only_with_the_same_wheel_and_intact_files(tmp_path)
     assert not build.up_to_date(out, "1" * 64)  # another wheel
     (out / mtcnn.FILES["rnet"]).write_bytes(b"edited")
     assert not build.up_to_date(out, digest)
+
+
+def test_batch_with_a_corrupt_detector_file_stops_with_one_line_before_any_photo(
+    detector_files, tiny_zoo, sample_photo, tmp_path, capsys
+):
+    from app import batch
+
+    target = detector_files / mtcnn.FILES["pnet"]
+    target.write_bytes(b"not onnx")
+    out = tmp_path / "out"
+    code = batch.main([str(sample_photo), "--out", str(out), "--zoo", str(tiny_zoo), "--detector", "mtcnn",
+                       "--workers", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and str(target) in err
+    assert not (out / "labels.csv").exists()
