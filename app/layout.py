@@ -99,14 +99,27 @@ def _free(r: Rect, frame: Rect, obstacles: list[Rect]) -> bool:
 
 
 def _tag_candidates(box: Rect, size: Size, frame: Rect) -> list[Rect]:
-    """Tag positions touching the box: on its top edge outside, below it, then inside its top-left corner."""
+    """Tag positions touching the box: on its top edge outside, below it, then inside its corners (top-left
+    first; the others serve where a neighbour's box overlaps this one's top-left, as landmark-detector boxes
+    of touching faces do)."""
     x0, y0, x1, y1 = box
     w, h = size
     return [
         _shift_into((x0, y0 - h, x0 + w, y0), frame),
         _shift_into((x0, y1, x0 + w, y1 + h), frame),
-        (x0, y0, x0 + w, y0 + h),
+        *_inside_corners(box, size),
     ]
+
+
+def _inside_corners(box: Rect, size: Size) -> list[Rect]:
+    x0, y0, x1, y1 = box
+    w, h = size
+    return [(x0, y0, x0 + w, y0 + h), (x1 - w, y0, x1, y0 + h), (x0, y1 - h, x0 + w, y1), (x1 - w, y1 - h, x1, y1)]
+
+
+def _overlap_area(r: Rect, others: list[Rect]) -> float:
+    return sum(max(0.0, min(r[2], o[2]) - max(r[0], o[0])) * max(0.0, min(r[3], o[3]) - max(r[1], o[1]))
+               for o in others)
 
 
 def _full_candidates(box: Rect, tag: Rect, size: Size, gap: float) -> list[Rect]:
@@ -214,9 +227,10 @@ def place_labels(
                     break
             if chosen:
                 break
-        if chosen is None:
-            w, h = tag_sizes[i][1]
-            chosen = ((box[0], box[1], box[0] + w, box[1] + h), True)
+        if chosen is None:  # no free place: the inside corner that covers the least of other faces, then of tags
+            others, placed = boxes_near(i, region), _near(taken, region)
+            chosen = (min(_inside_corners(box, tag_sizes[i][1]),
+                          key=lambda r: (_overlap_area(r, others), _overlap_area(r, placed))), True)
         tags.append(chosen)
         taken.append(chosen[0])
     placements = []
