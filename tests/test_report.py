@@ -69,3 +69,22 @@ def test_ablation_tables_from_run_folders(tmp_path):
     assert "Run folder `ablation-ff-2`:\n\n| training set |\n|---|\n| ablation-ff-2 |" in text
     with pytest.raises(OSError):
         report.ablation_table([tmp_path / "missing"])
+
+
+def test_recipe_table_says_what_each_ingredient_added(tmp_path):
+    import json
+
+    def run(name, acc, raw=None, **cfg):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model": "ff", "epochs": 2, **cfg}))
+        rows = [{"val_acc": a, "seconds": 60, **({"val_acc_raw": raw} if raw else {})} for a in (acc - 0.01, acc)]
+        (d / "history.json").write_text(json.dumps(rows))
+        return d
+
+    base = run("ff-base", 0.50)
+    kd = run("ff-kd", 0.53, raw=0.52, distill="t.npz", distill_alpha=0.7, distill_temperature=4, ema=0.999)
+    lines = report.recipe_table([base, kd]).splitlines()
+    assert "| `ff-base` | ff | plain | 2/2 | 50.00% | — | +0.00 | 2 |" == lines[2]
+    assert "distillation (alpha 0.7, T 4, teachers all), EMA 0.999" in lines[3]
+    assert "| 53.00% | 52.00% | +3.00 |" in lines[3]

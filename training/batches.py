@@ -43,16 +43,22 @@ def training_arrays(cfg: TrainConfig, data: FER2013) -> tuple[np.ndarray, np.nda
 
 @dataclass(frozen=True)
 class ResidentSet:
-    """A split on the device: ``images`` uint8 [N,H,W] and ``labels`` int64 [N]."""
+    """A split on the device: ``images`` uint8 [N,H,W], ``labels`` int64 [N] and, for distillation, the
+    teacher's probabilities ``soft`` float32 [N,7]."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    soft: torch.Tensor | None = None
 
     @classmethod
-    def put(cls, images: np.ndarray, labels: np.ndarray, device: torch.device) -> ResidentSet:
+    def put(cls, images: np.ndarray, labels: np.ndarray, device: torch.device,
+            soft: np.ndarray | None = None) -> ResidentSet:
         imgs = torch.from_numpy(np.ascontiguousarray(images))
         labs = torch.from_numpy(np.ascontiguousarray(labels)).long()
-        return cls(imgs.to(device), labs.to(device))
+        if soft is not None and len(soft) != len(labels):
+            raise ValueError(f"{len(soft)} soft targets for {len(labels)} training images")
+        soft_t = None if soft is None else torch.from_numpy(np.ascontiguousarray(soft, np.float32)).to(device)
+        return cls(imgs.to(device), labs.to(device), soft_t)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -123,3 +129,29 @@ def online_augment(x: torch.Tensor, gen: torch.Generator, cfg: TrainConfig,
         fill = rand(n, 1, 1)
         x = torch.where((box & hit[:, None, None]).unsqueeze(1), fill.unsqueeze(1), x)
     return x
+
+
+def mix_batch(x: torch.Tensor, cfg: TrainConfig, epoch: int, step: int
+              ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """Mixup or cutmix of a float batch [B,1,H,W] with a permutation of itself: (mixed, perm, lam).
+
+    ``lam`` is the share of each row's own face (for cutmix, the share of its pixels left uncovered), so the
+    loss weights the row's target by ``lam`` and its partner's by ``1 - lam``. Parameters come from a
+    generator seeded by (seed, epoch, step): a resumed run mixes as an uninterrupted one, and every DDP
+    process draws the same ``lam`` and box (each permutes its own rows).
+    """
+    if cfg.mix == "none":
+        return x, None, 1.0
+    rng = np.random.default_rng([cfg.seed, epoch, step, 7])
+    lam = float(rng.beta(cfg.mix_alpha, cfg.mix_alpha))
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    if cfg.mix == "mixup":
+        return lam * x + (1 - lam) * x[perm], perm, lam
+    h, w = x.shape[-2:]
+    ch, cw = int(round(h * np.sqrt(1 - lam))), int(round(w * np.sqrt(1 - lam)))
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    y0, y1 = max(cy - ch // 2, 0), min(cy + (ch + 1) // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + (cw + 1) // 2, w)
+    mixed = x.clone()
+    mixed[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    return mixed, perm, 1.0 - (y1 - y0) * (x1 - x0) / (h * w)

@@ -48,6 +48,18 @@ class TrainConfig:
     augmented: str | None = None
     bf16: bool = True
     channels_last: bool = True
+    # Knowledge distillation (training.distill): a teacher archive, the weight of its KL term against the
+    # hard-label loss, the softening temperature, and which of its models teach ("all", "others", or names).
+    distill: str | None = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
+    distill_teachers: str = "all"
+    # Exponential moving average of the weights, validated and exported instead of the raw weights (0 = off).
+    ema: float = 0.0
+    # Mixing augmentation per batch: mixup (blend two faces) or cutmix (paste a box of one into the other);
+    # the loss mixes both faces' targets by the same share. ``mix_alpha`` is the Beta(a, a) of that share.
+    mix: str = "none"
+    mix_alpha: float = 0.2
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -71,6 +83,11 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.limit is None or self.limit >= 1, "limit must be >= 1"),
+            (0 <= self.distill_alpha <= 1, "distill_alpha must be in [0, 1]"),
+            (self.distill_temperature > 0, "distill_temperature must be > 0"),
+            (0 <= self.ema < 1, "ema must be in [0, 1): the decay per step, 0 = off"),
+            (self.mix in ("none", "mixup", "cutmix"), "mix must be none, mixup or cutmix"),
+            (self.mix_alpha > 0, "mix_alpha must be > 0"),
         ]
         for ok, message in checks:
             if not ok:

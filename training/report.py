@@ -116,6 +116,38 @@ def ablation_table(run_dirs: list[Path]) -> str:
     return "\n\n".join(parts)
 
 
+def _ingredients(cfg: dict) -> str:
+    """What a run added to the plain recipe, in words, from its config.json."""
+    parts = []
+    if cfg.get("distill"):
+        parts.append(f"distillation (alpha {cfg.get('distill_alpha', 0.5):g}, T {cfg.get('distill_temperature', 2):g}, "
+                     f"teachers {cfg.get('distill_teachers', 'all')})")
+    if cfg.get("ema"):
+        parts.append(f"EMA {cfg['ema']:g}")
+    if cfg.get("mix", "none") != "none":
+        parts.append(f"{cfg['mix']} (alpha {cfg.get('mix_alpha', 0.2):g})")
+    return ", ".join(parts) or "plain"
+
+
+def recipe_table(run_dirs: list[Path]) -> str:
+    """One row per training run folder: its ingredients, epochs, best PublicTest accuracy (and, with weight
+    averaging, the raw weights' best), and the gain over the first folder given of the same model (its
+    baseline)."""
+    rows = ["| run | model | ingredients | epochs | best PublicTest | raw weights' best | vs the model's first row "
+            "| minutes |", "|---|---|---|---|---|---|---|---|"]
+    base: dict[str, float] = {}
+    for run_dir in run_dirs:
+        cfg = json.loads((run_dir / "config.json").read_text())
+        history = json.loads((run_dir / "history.json").read_text())
+        best = max(h["val_acc"] for h in history)
+        raw = max((h["val_acc_raw"] for h in history if "val_acc_raw" in h), default=None)
+        base.setdefault(cfg["model"], best)
+        minutes = sum(h["seconds"] for h in history) / 60
+        rows.append(f"| `{run_dir.name}` | {cfg['model']} | {_ingredients(cfg)} | {len(history)}/{cfg['epochs']} "
+                    f"| {_pct(best)} | {_pct(raw)} | {100 * (best - base[cfg['model']]):+.2f} | {minutes:.0f} |")
+    return "\n".join(rows)
+
+
 def replace_block(path: Path, name: str, text: str) -> None:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a Markdown file."""
     content = path.read_text()
@@ -136,15 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anneal", metavar="RUN_DIR", help="instead: the trials table of an annealing run folder")
     p.add_argument("--ablation", metavar="RUN_DIR", nargs="+",
                    help="instead: the tables of training.ablation run folders")
+    p.add_argument("--recipe", metavar="RUN_DIR", nargs="+",
+                   help="instead: what each training ingredient added, one row per run folder, the first being "
+                   "the baseline, e.g. --recipe logs/ff-A logs/ff-B")
     p.add_argument("--update-readme", action="store_true",
-                   help="also write the table into README.md between its results (or anneal-table, ablation) "
-                   "markers")
+                   help="also write the table into README.md between its results (or anneal-table, ablation, "
+                   "recipe) markers")
     args = p.parse_args(argv)
     try:
         if args.anneal:
             table, block = anneal_table(Path(args.anneal)), "anneal-table"
         elif args.ablation:
             table, block = ablation_table([Path(d) for d in args.ablation]), "ablation"
+        elif args.recipe:
+            table, block = recipe_table([Path(d) for d in args.recipe]), "recipe"
         else:
             table, block = results_table(Path(args.zoo)), "results"
         if args.update_readme:

@@ -30,11 +30,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training import checkpoint, distributed
-from training.batches import ResidentSet, epoch_generators, epoch_seed, online_augment, training_arrays
+from training.averaging import WeightAverage
+from training.batches import ResidentSet, epoch_generators, epoch_seed, mix_batch, online_augment, training_arrays
 from training.compress import FORMATS as WEIGHT_FORMATS
 from training.config import ROOT, TrainConfig, read_config_file
 from training.datasets import FER2013, DatasetError, load_fer2013
 from training.device import DEVICE_HELP, describe
+from training.distill import TEACHERS_HELP, soft_targets
+from training.losses import Targets, batch_loss
 from training.models import MODEL_NAMES, build_model, count_parameters
 from training.precision import Precision, choose_precision, make_scaler
 from training.summary import images_seen, training_summary
@@ -106,17 +109,6 @@ class Runtime:
         return f"device {info['device']} ({info['device_name']}), torch {info['torch']}, {self.precision.name}{procs}"
 
 
-def batch_loss(logits: torch.Tensor, y: torch.Tensor, y_global: torch.Tensor, cfg: TrainConfig,
-               rt: Runtime) -> torch.Tensor:
-    """Cross-entropy of this process's rows, scaled so DDP's gradient average equals the gradient of the
-    global batch's mean loss (weighted mean with class weights), as one process would compute it."""
-    if not rt.dist.active:
-        return F.cross_entropy(logits, y, weight=rt.weight, label_smoothing=cfg.label_smoothing)
-    total = F.cross_entropy(logits, y, weight=rt.weight, label_smoothing=cfg.label_smoothing, reduction="sum")
-    denom = rt.weight[y_global].sum() if rt.weight is not None else y_global.numel()
-    return total * rt.dist.world / denom
-
-
 @torch.inference_mode()
 def evaluate_split(model: torch.nn.Module, split: ResidentSet, rt: Runtime, batch: int = 512):
     """(loss, accuracy) in fp32, the exported model's precision; each process scores its share, then all
@@ -145,10 +137,11 @@ def _check_finite(loss_sum: torch.Tensor, rt: Runtime, epoch: int, step: int) ->
 
 
 def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, cfg: TrainConfig, epoch: int,
-                progress: bool):
+                progress: bool, average: WeightAverage | None = None):
     """One pass over the training set; returns (loss, accuracy, seconds), summed over all processes.
 
-    Positional, with ``epoch`` eighth, as the annealing tests wrap it. Each step takes rows
+    Positional, with ``epoch`` eighth, as the annealing tests wrap it. ``average`` (the EMA of the weights)
+    is updated after every step. Each step takes rows
     ``[rank * b, (rank + 1) * b)`` of the global batch ``order[step * B : (step + 1) * B]``, ``b = B / N``.
     """
     model.train()
@@ -168,11 +161,14 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
         idx = glob[rank * b : (rank + 1) * b]
         x, y = train_set.batch(idx)
         x = online_augment(x, gen, cfg, (rank, world))
+        x, perm, lam = mix_batch(x, cfg, epoch, step)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with rt.precision.autocast(rt.device):
             logits = model(x)
-        loss = batch_loss(logits.float(), y, train_set.labels[glob] if world > 1 else y, cfg, rt)
+        targets = Targets(y, train_set.labels[glob] if world > 1 else y,
+                          None if train_set.soft is None else train_set.soft[idx], perm, lam)
+        loss = batch_loss(logits.float(), targets, cfg, rt.weight, world)
         opt.zero_grad(set_to_none=True)
         if scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before the step
             scaler.scale(loss).backward()
@@ -182,6 +178,8 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
             loss.backward()
             opt.step()
         sched.step()
+        if average is not None:
+            average.update(model.module if hasattr(model, "module") else model)
         total_loss += loss.detach() * (big / world)
         correct += (logits.detach().argmax(1) == y).sum()
         if step % CHECK_EVERY == 0 or step == steps - 1:
@@ -275,7 +273,8 @@ def fit(
     steps_per_epoch = len(labels) // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(labels)} training images")
-    train_set = ResidentSet.put(images, labels, dev)
+    soft = soft_targets(cfg, data) if cfg.distill else None
+    train_set = ResidentSet.put(images, labels, dev, soft)
     val_set = ResidentSet.put(data.val.images, data.val.labels, dev)
 
     precision = choose_precision(dev, cfg.bf16)
@@ -292,6 +291,7 @@ def fit(
         net = distributed.convert_batchnorm(net, dev)
     opt = make_optimizer(cfg, net)
     sched = make_scheduler(cfg, opt, steps_per_epoch)
+    average = WeightAverage(net, cfg.ema) if cfg.ema else None
 
     history: list[dict] = []
     best_acc, best_epoch, bad_epochs, start_epoch, seconds = -1.0, 0, 0, 1, 0.0
@@ -304,6 +304,8 @@ def fit(
         sched.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        if average is not None:
+            average.load_state_dict(state["average"])
         history, best_acc, best_epoch = state["history"], state["best_acc"], state["best_epoch"]
         bad_epochs, seconds, start_epoch = state["bad_epochs"], state["seconds"], state["epoch"] + 1
         if progress and main_rank:
@@ -326,14 +328,19 @@ def fit(
             break
         if max_seconds is not None and seconds >= max_seconds:
             break
-        train_loss, train_acc, secs = train_epoch(model, opt, sched, scaler, rt, train_set, cfg, epoch, progress)
-        val_loss, val_acc = evaluate_split(net, val_set, rt)
+        train_loss, train_acc, secs = train_epoch(model, opt, sched, scaler, rt, train_set, cfg, epoch, progress,
+                                                  average)
+        # with weight averaging, the averaged weights are the ones validated, kept as best.pt and exported
+        chosen = net if average is None else average.model
+        val_loss, val_acc = evaluate_split(chosen, val_set, rt)
         seconds += secs
         row = {
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
             "val_acc": val_acc, "lr": sched.get_last_lr()[0], "seconds": secs,
             "images_per_second": steps_per_epoch * cfg.batch_size / secs, **rt.record(),
         }
+        if average is not None:  # the raw weights' score too: the evidence of what averaging adds
+            row["val_loss_raw"], row["val_acc_raw"] = evaluate_split(net, val_set, rt)
         history.append(row)
         improved = val_acc > best_acc
         if improved:
@@ -341,12 +348,13 @@ def fit(
         else:
             bad_epochs += 1
         if main_rank:
-            weights = _cpu_tensors(net.state_dict())
             if improved:
-                checkpoint.save({**meta, "model": weights, "epoch": epoch, "val_acc": val_acc}, best_path)
+                best = _cpu_tensors(chosen.state_dict())
+                checkpoint.save({**meta, "model": best, "epoch": epoch, "val_acc": val_acc}, best_path)
             checkpoint.save({
-                **meta, "model": weights, "optimizer": _cpu_tensors(opt.state_dict()),
+                **meta, "model": _cpu_tensors(net.state_dict()), "optimizer": _cpu_tensors(opt.state_dict()),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "average": _cpu_tensors(average.state_dict()) if average is not None else None,
                 "epoch": epoch, "history": history, "best_acc": best_acc, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "seconds": seconds,
             }, last_path)
@@ -430,6 +438,18 @@ def build_parser() -> argparse.ArgumentParser:
     a("--pretrained", choices=["imagenet", "none"], help="resnet18: start from torchvision's ImageNet weights "
       "(downloads them; conv1 averaged to one channel)")
     a("--weights", help="resnet18: start from a local torchvision ResNet18 state_dict file")
+    a("--distill", metavar="ARCHIVE", help="learn from a teacher's soft targets too: an archive from "
+      "training.distill, e.g. data/fer2013-teacher.npz (computed on the same --augmented set)")
+    a("--distill-alpha", type=float, help="weight of the distillation term against the hard-label loss, "
+      "0..1 (default: 0.5)")
+    a("--distill-temperature", type=float, help="softening temperature of teacher and student (default: 2)")
+    a("--distill-teachers", help=f"which archive models teach: {TEACHERS_HELP}, or names such as cnn,resnet18 "
+      "(default: all, weighted as the manifest's ensemble)")
+    a("--ema", type=float, help="keep an exponential moving average of the weights with this decay per step, "
+      "e.g. 0.999, and validate/export it instead of the raw weights (default: 0 = off)")
+    a("--mix", choices=["none", "mixup", "cutmix"], help="mix each batch with a permutation of itself: mixup "
+      "blends two faces, cutmix pastes a box of one into the other (default: none)")
+    a("--mix-alpha", type=float, help="Beta(a, a) parameter of the mixing share (default: 0.2)")
     a("--patience", type=int, help="early stop after this many epochs without validation gain (default: 10)")
     a("--seed", type=int, help="random seed (default: 0)")
     a("--limit", type=int, help="train on the first N training images only (quick runs)")
@@ -458,7 +478,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d: dict = read_config_file(args.config) if args.config else {}
     direct = ["model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler",
               "label_smoothing", "class_weighted", "online_aug", "erase", "patience", "seed", "limit", "augmented",
-              "bf16", "channels_last"]
+              "bf16", "channels_last", "distill", "distill_alpha", "distill_temperature", "distill_teachers", "ema",
+              "mix", "mix_alpha"]
     for key in direct:
         value = getattr(args, key)
         if value is not None:
