@@ -1,0 +1,188 @@
+"""Saliency maps: the numpy gradients equal torch's autograd, maps have the crop's shape, and they point at the
+only region a synthetic model looks at, for every method the app ships (Grad-CAM, input gradient, occlusion)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from app.labeler import Labeler
+from app.saliency import finish, overlay
+from training.export import export_onnx
+from training.manifest import manifest_entry, write_manifest
+from training.models import Normalize, build_model, cnn, ff
+from training.saliency_export import prepare_zoo
+
+torch.set_num_threads(1)
+REGION = (slice(0, 10), slice(38, 48))  # the top-right 10x10 corner: the only pixels the synthetic models see
+
+
+def _randomise_bn(model: nn.Module, kind: type = nn.modules.batchnorm._BatchNorm) -> None:
+    for m in model.modules():
+        if isinstance(m, kind):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+
+
+def _zoo(tmp_path, models: dict[str, nn.Module]):
+    zoo = tmp_path / "zoo"
+    entries = []
+    for name, model in models.items():
+        export_onnx(model.eval(), zoo / f"{name}.onnx")
+        entries.append(manifest_entry(name, f"{name}.onnx", {}, {}))
+    write_manifest(zoo, {"classes": json.loads('["angry","disgust","fear","happy","sad","surprise","neutral"]'),
+                         "models": entries})
+    return zoo, prepare_zoo(zoo)
+
+
+def _crops(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+
+
+def _torch_grad(model: nn.Module, x: np.ndarray, cls: int) -> np.ndarray:
+    t = torch.from_numpy(x).requires_grad_(True)
+    model(t)[:, cls].sum().backward()
+    return t.grad.numpy()
+
+
+def test_gradients_match_autograd(tmp_path):
+    """Grad-CAM and the input gradient from the extra outputs + explainer graph equal torch's, on random weights."""
+    torch.manual_seed(0)
+    models = {"cnn": build_model("cnn", width=8, fc=16), "ff": build_model("ff", hidden=(32, 16)),
+              "ffp": build_model("ff", hidden=(24,), per_image=True)}
+    for m in models.values():
+        _randomise_bn(m)
+    zoo, methods = _zoo(tmp_path, models)
+    assert methods == {"cnn": "grad-cam", "ff": "input-gradient", "ffp": "input-gradient"}
+    lab = Labeler(zoo, threads=1)
+    crops = _crops(3)
+    x = crops.astype(np.float32)[:, None] / 255
+    for name in ("ff", "ffp"):
+        head = lab._heads[name]
+        outs = lab._sessions[name].run(["logits", *head.fetches], {"input": x})
+        got = head.maps(x, outs[1:])
+        for cls in (0, 3):
+            want = np.abs(_torch_grad(models[name].eval(), x, cls))[:, 0]
+            # Up to a constant factor (the maps are shown scaled to their peak); the weights are stored float16
+            # in the explainer graph, so they agree to ~0.1% of the peak.
+            peak = want.max(axis=(1, 2), keepdims=True)
+            np.testing.assert_allclose(got[:, cls] / got[:, cls].max(axis=(1, 2), keepdims=True), want / peak,
+                                       rtol=0, atol=3e-3)
+    # Grad-CAM by hand in torch: features of the last conv ReLU, their gradient, channel weights = mean gradient.
+    model = models["cnn"].eval()
+    feats = {}
+    relu = [m for m in model.net if isinstance(m, nn.ReLU)][5]
+    relu.register_forward_hook(lambda _m, _i, o: feats.__setitem__("a", o))
+    head = lab._heads["cnn"]
+    outs = lab._sessions["cnn"].run(["logits", *head.fetches], {"input": x})
+    got = head.maps(x, outs[1:])
+    for cls in (1, 5):
+        t = torch.from_numpy(x)
+        with torch.enable_grad():
+            relu.inplace = False
+            logit = model(t)[:, cls].sum()
+            (g,) = torch.autograd.grad(logit, feats["a"])
+        alpha = g.mean(dim=(2, 3), keepdim=True)
+        want = torch.relu((alpha * feats["a"]).sum(1)).detach().numpy()
+        np.testing.assert_allclose(got[:, cls], want, rtol=0, atol=2e-3 * want.max())
+
+
+class _Region(nn.Module):
+    """Zero every pixel outside REGION: the logits then depend on that region only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = torch.zeros_like(x)
+        mask[..., REGION[0], REGION[1]] = 1
+        return x * mask
+
+
+def _mass_inside(maps: np.ndarray, grow: int) -> float:
+    inside = np.zeros((48, 48), bool)
+    rows, cols = REGION
+    inside[max(0, rows.start - grow):rows.stop + grow, max(0, cols.start - grow):cols.stop + grow] = True
+    return float(maps[..., inside].sum() / maps.sum())
+
+
+@pytest.mark.parametrize("method", ["grad-cam", "input-gradient", "occlusion"])
+def test_map_mass_lies_in_the_region_the_model_sees(tmp_path, method):
+    torch.manual_seed(1)
+    if method == "grad-cam":  # conv layers without bias keep features outside the region at exactly 0
+        net = nn.Sequential(_Region(), *cnn(width=8, fc=16))
+        model = Normalize(net, mean=0.0, std=1.0)
+        grow = 20  # the last conv layer's receptive field reaches 14 px, plus its 4 px cells, bilinearly upsampled
+    else:
+        model = Normalize(ff(hidden=(32, 16)), mean=0.0, std=1.0)
+        outside = torch.ones(48, 48, dtype=torch.bool)
+        outside[REGION] = False
+        model.net[1].weight.data[:, outside.flatten()] = 0  # the first layer reads the region's pixels only
+        grow = 0 if method == "input-gradient" else 8  # occlusion: an 8 px patch touching the region counts
+    _randomise_bn(model, nn.BatchNorm1d)  # the conv layers' BatchNorm stays neutral: no bias outside the region
+    zoo, _ = _zoo(tmp_path, {"m": model})
+    if method == "occlusion":  # an old manifest without the saliency record: the app falls back to occlusion
+        manifest = json.loads((zoo / "manifest.json").read_text())
+        del manifest["models"][0]["saliency"]
+        (zoo / "manifest.json").write_text(json.dumps(manifest))
+    lab = Labeler(zoo, threads=1)
+    assert lab.saliency_method("m") == method
+    crops = _crops(4, seed=2)
+    maps = lab.explain(crops)["m"]
+    assert maps.shape == (4, 7, 48, 48) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+    probs, _ = lab.classify(crops)
+    top = maps[np.arange(4), probs["m"].argmax(1)]
+    assert (top.reshape(4, -1).max(1) > 0).all()
+    assert _mass_inside(top, grow) > (0.999 if grow == 0 else 0.97)  # the grown region: 4% to 39% of the crop
+
+
+def test_export_step_is_idempotent_and_a_changed_model_falls_back(tmp_path):
+    torch.manual_seed(2)
+    zoo, _ = _zoo(tmp_path, {"cnn": build_model("cnn", width=8, fc=16)})
+    before = (zoo / "cnn.onnx").stat().st_mtime_ns, (zoo / "cnn.saliency.onnx").read_bytes()
+    prepare_zoo(zoo)
+    assert (zoo / "cnn.onnx").stat().st_mtime_ns == before[0]  # outputs unchanged: the model file is not rewritten
+    assert (zoo / "cnn.saliency.onnx").read_bytes() == before[1]
+    # Replace the model by one exported afresh (no extra outputs) without rerunning the step.
+    export_onnx(build_model("cnn", width=8, fc=16).eval(), zoo / "cnn.onnx")
+    lab = Labeler(zoo, threads=1)
+    assert lab.saliency_method("cnn") == "occlusion"
+    assert "changed" in lab.saliency_notes["cnn"]
+    assert lab.explain(_crops(1))["cnn"].shape == (1, 7, 48, 48)
+
+
+def test_tiny_zoo_and_empty_batch(tiny_zoo, tmp_path):
+    """A manifest written before saliency maps existed still loads and explains (occlusion)."""
+    zoo = tmp_path / "z"
+    shutil.copytree(tiny_zoo, zoo)
+    lab = Labeler(zoo, threads=1)
+    assert {lab.saliency_method(m.name) for m in lab.models} == {"occlusion"}
+    out = lab.explain(np.zeros((0, 48, 48), np.uint8))
+    assert all(v.shape == (0, 7, 48, 48) for v in out.values())
+
+
+def test_finish_and_overlay():
+    raw = np.array([[[[0.0, 1.0], [np.nan, 3.0]]]], np.float32)
+    m = finish(raw, (48, 48))
+    assert m.shape == (1, 1, 48, 48) and np.isfinite(m).all() and m.max() == pytest.approx(1.0)
+    assert finish(np.zeros((1, 2, 3, 3)), (48, 48)).max() == 0  # a flat map stays 0, never NaN
+    pic = overlay(np.full((48, 48), 128, np.uint8), m[0, 0], scale=2)
+    assert pic.shape == (96, 96, 3) and pic.dtype == np.uint8
+
+
+def test_export_adds_the_maps(tmp_path):
+    """training.export runs the step: a freshly exported model is explained by Grad-CAM/input gradient at once."""
+    from tests.fer_synth import make_fer
+    from training.export import export_and_register
+
+    data = make_fer(14, 21, 28)
+    training = {"config": {}, "epochs": 1, "train_images": 14, "seconds": 1.0, "log_dir": "logs/x"}
+    export_and_register(build_model("ff", hidden=(32,)).eval(), "ff", tmp_path / "zoo", data, training, None)
+    entry = json.loads((tmp_path / "zoo" / "manifest.json").read_text())["models"][0]
+    assert entry["saliency"]["method"] == "input-gradient"
+    assert (tmp_path / "zoo" / entry["saliency"]["explainer"]).is_file()
+    assert Labeler(tmp_path / "zoo", threads=1).saliency_method("ff") == "input-gradient"
