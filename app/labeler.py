@@ -172,11 +172,12 @@ class Labeler:
         head = self._heads.get(name)
         return head.method if head is not None else "occlusion"
 
-    def explain(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    def explain(self, crops: np.ndarray, method: str | None = None) -> dict[str, np.ndarray]:
         """Saliency maps ``{name: (N, classes, H, W)}`` in [0, 1] over the uint8 crops ``(N, H, W)``, every class.
 
         A separate run from :meth:`classify` (which never fetches the extra outputs), so labelling with the maps
         off costs what it did; with them on this adds one run per model (``app/saliency.py`` has the methods).
+        ``method="occlusion"`` uses occlusion for every model (the faithfulness benchmark compares it).
         """
         crops = np.asarray(crops, dtype=np.uint8)
         if crops.ndim == 2:
@@ -189,7 +190,7 @@ class Labeler:
                 continue
             x = self._model_input(m, crops)
             sess = self._sessions[m.name]
-            head = self._heads.get(m.name)
+            head = None if method == "occlusion" else self._heads.get(m.name)
             if head is not None:
                 res = sess.run(["logits", *head.fetches], {"input": x})  # type: ignore[attr-defined]
                 raw = head.maps(x, res[1:])

@@ -28,6 +28,7 @@ import numpy as np
 
 OCCLUSION_PATCH, OCCLUSION_STRIDE = 8, 4
 OCCLUSION_FILL = 0.5077  # FER2013's mean pixel (training.models.FER_MEAN): a patch becomes "average face grey"
+METHOD_TITLES = {"grad-cam": "Grad-CAM", "input-gradient": "input gradient", "occlusion": "occlusion"}
 
 
 class SaliencyUnavailable(ValueError):
@@ -125,3 +126,65 @@ def overlay(crop: np.ndarray, heat: np.ndarray, scale: int = 4, alpha: float = 0
     colour = cv2.applyColorMap(np.clip(m * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
     gray = np.repeat(big[..., None], 3, axis=2).astype(np.float32)
     return np.clip((1 - alpha) * gray + alpha * colour, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One tile of a picture: ``heat`` over the crop (or the plain crop when None), under caption ``lines``;
+    the first line is drawn in ``color``."""
+
+    lines: tuple[str, ...]
+    heat: np.ndarray | None = None
+    color: tuple[int, int, int] = (235, 235, 235)
+
+
+def strip(crop: np.ndarray, panels: list[Panel], scale: int = 4) -> np.ndarray:
+    """RGB uint8: the panels side by side, each the crop ``scale`` times larger with its caption above; the
+    batch's ``--explain`` PNGs, ``training.evaluate --explain``'s grid rows and README's figure are made of these."""
+    from PIL import Image, ImageDraw
+
+    from app.annotate import _font
+
+    h, w = crop.shape[:2]
+    side, pad = w * scale, 4
+    font = _font(max(11, side // 14))
+    line_h = int(font.size * 1.25)
+    n_lines = max(len(p.lines) for p in panels) if panels else 0
+    top = n_lines * line_h + pad
+    canvas = Image.new("RGB", (len(panels) * (side + pad) + pad, top + side + pad), (28, 28, 28))
+    draw = ImageDraw.Draw(canvas)
+    for i, p in enumerate(panels):
+        x = pad + i * (side + pad)
+        if p.heat is None:
+            tile = cv2.resize(np.asarray(crop, np.uint8), (side, h * scale), interpolation=cv2.INTER_CUBIC)
+            tile = np.repeat(tile[..., None], 3, axis=2)
+        else:
+            tile = overlay(crop, p.heat, scale)
+        canvas.paste(Image.fromarray(tile), (x, top))
+        for j, text in enumerate(p.lines):
+            draw.text((x, pad + j * line_h), text, font=font, fill=p.color if j == 0 else (200, 200, 200))
+    return np.asarray(canvas)
+
+
+def stack(rows: list[np.ndarray], background: int = 28) -> np.ndarray:
+    """RGB images one under the other, left-aligned, padded to the widest."""
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=background) for r in rows]
+    return np.concatenate(padded, axis=0)
+
+
+def face_strip(labeler, crop: np.ndarray, probs: dict[str, np.ndarray], maps: dict[str, np.ndarray],  # noqa: ANN001
+               title: tuple[str, ...], target: int | None = None, scale: int = 4) -> np.ndarray:
+    """One face as a picture: its crop under ``title``, then each model's map for the class it predicted (or
+    ``target``), captioned with the model, class, probability and method. ``probs[name]`` is ``(classes,)`` and
+    ``maps[name]`` ``(classes, H, W)``; ``labeler`` gives the models' order, names and methods."""
+    from app.annotate import color
+
+    panels = [Panel(title)]
+    for m in labeler.models:
+        p = probs[m.name]
+        c = int(np.argmax(p)) if target is None else target
+        name = labeler.classes[c]
+        panels.append(Panel((f"{m.display_name} {name} {100 * float(p[c]):.0f}%",
+                             METHOD_TITLES.get(labeler.saliency_method(m.name), "")), maps[m.name][c], color(name)))
+    return strip(crop, panels, scale)

@@ -186,3 +186,41 @@ def test_export_adds_the_maps(tmp_path):
     assert entry["saliency"]["method"] == "input-gradient"
     assert (tmp_path / "zoo" / entry["saliency"]["explainer"]).is_file()
     assert Labeler(tmp_path / "zoo", threads=1).saliency_method("ff") == "input-gradient"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batch_explain_writes_one_png_per_face_and_resumes(tmp_path, sample_photo, tiny_zoo, workers):
+    from PIL import Image
+
+    from app.batch import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(sample_photo, src / name)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "out"
+    args = [str(src), "--out", str(out), "--explain", "--zoo", str(tiny_zoo), "--threads", "1",
+            "--workers", str(workers)]
+    assert main(args) == 0
+    pngs = sorted(p.name for p in (out / "explained").iterdir())
+    assert pngs == ["a.jpg.face1.png", "b.jpg.face1.png"]
+    with Image.open(out / "explained" / "a.jpg.face1.png") as im:
+        assert im.width > 4 * 48 * 4 and im.height > 48 * 4  # the crop and three maps, 4x, captions above
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["explain"] is True and summary["explain_errors"] == []
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # originals untouched
+    (out / "explained" / "b.jpg.face1.png").unlink()
+    assert main([*args, "--resume"]) == 0  # finished images are not redone
+    assert not (out / "explained" / "b.jpg.face1.png").exists()
+
+
+def test_batch_explain_help_and_inputs_inside_explained(tmp_path, sample_photo, tiny_zoo, capsys):
+    from app.batch import build_parser, main
+
+    assert "--explain" in build_parser().format_help()
+    out = tmp_path / "out"
+    (out / "explained").mkdir(parents=True)
+    shutil.copy(sample_photo, out / "explained" / "x.jpg")
+    assert main([str(out / "explained" / "x.jpg"), "--out", str(out), "--explain", "--zoo", str(tiny_zoo)]) == 2
+    assert "saliency maps would be written among the input images" in capsys.readouterr().err
