@@ -136,6 +136,7 @@ class Panel:
     lines: tuple[str, ...]
     heat: np.ndarray | None = None
     color: tuple[int, int, int] = (235, 235, 235)
+    crop: np.ndarray | None = None  # another face than the strip's (a grid row of several faces)
 
 
 def strip(crop: np.ndarray, panels: list[Panel], scale: int = 4) -> np.ndarray:
@@ -155,11 +156,12 @@ def strip(crop: np.ndarray, panels: list[Panel], scale: int = 4) -> np.ndarray:
     draw = ImageDraw.Draw(canvas)
     for i, p in enumerate(panels):
         x = pad + i * (side + pad)
+        face = crop if p.crop is None else p.crop
         if p.heat is None:
-            tile = cv2.resize(np.asarray(crop, np.uint8), (side, h * scale), interpolation=cv2.INTER_CUBIC)
+            tile = cv2.resize(np.asarray(face, np.uint8), (side, h * scale), interpolation=cv2.INTER_CUBIC)
             tile = np.repeat(tile[..., None], 3, axis=2)
         else:
-            tile = overlay(crop, p.heat, scale)
+            tile = overlay(face, p.heat, scale)
         canvas.paste(Image.fromarray(tile), (x, top))
         for j, text in enumerate(p.lines):
             draw.text((x, pad + j * line_h), text, font=font, fill=p.color if j == 0 else (200, 200, 200))
@@ -171,6 +173,31 @@ def stack(rows: list[np.ndarray], background: int = 28) -> np.ndarray:
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=background) for r in rows]
     return np.concatenate(padded, axis=0)
+
+
+def class_grid(labeler, name: str, images: np.ndarray, labels: np.ndarray, per_class: int,  # noqa: ANN001
+               scale: int = 3) -> np.ndarray:
+    """RGB grid, one row per true class: its first ``per_class`` faces with model ``name``'s map for the class it
+    predicted, captioned true -> predicted (the figure papers show for Grad-CAM). ``labeler.models`` must hold
+    ``name``."""
+    from app.annotate import color
+
+    rows = []
+    for c, cls in enumerate(labeler.classes):
+        idx = np.flatnonzero(labels == c)[:per_class]
+        if not len(idx):
+            continue
+        probs, _ = labeler.classify(images[idx])
+        maps = labeler.explain(images[idx])[name]
+        panels = []
+        for j, i in enumerate(idx):
+            p = probs[name][j]
+            k = int(np.argmax(p))
+            mark = "" if k == c else " ✗"
+            panels.append(Panel((f"true {cls}", f"→ {labeler.classes[k]} {100 * float(p[k]):.0f}%{mark}"),
+                                maps[j, k], color(cls), images[i]))
+        rows.append(strip(images[idx[0]], panels, scale))
+    return stack(rows)
 
 
 def face_strip(labeler, crop: np.ndarray, probs: dict[str, np.ndarray], maps: dict[str, np.ndarray],  # noqa: ANN001

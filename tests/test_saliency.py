@@ -224,3 +224,21 @@ def test_batch_explain_help_and_inputs_inside_explained(tmp_path, sample_photo, 
     shutil.copy(sample_photo, out / "explained" / "x.jpg")
     assert main([str(out / "explained" / "x.jpg"), "--out", str(out), "--explain", "--zoo", str(tiny_zoo)]) == 2
     assert "saliency maps would be written among the input images" in capsys.readouterr().err
+
+
+def test_evaluate_explain_writes_a_grid_per_class(tiny_zoo, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from tests.fer_synth import make_fer, write_csv
+    from training import evaluate
+
+    monkeypatch.setenv("EMOTIONLENS_CACHE", str(tmp_path / "cache"))
+    csv_path = write_csv(make_fer(14, 21, 21), tmp_path / "fer.csv")
+    out = tmp_path / "ev"
+    rc = evaluate.main([str(tiny_zoo / "cnn.onnx"), "--data", str(csv_path), "--explain", "2", "--out", str(out)])
+    assert rc == 0
+    with Image.open(out / "saliency_cnn.png") as im:
+        assert im.width > 2 * 48 * 3 and im.height > 48 * 3  # 2 faces per row at 3x, a row per class present
+    assert "saliency grid:" in capsys.readouterr().out
+    assert evaluate.main([str(tiny_zoo / "cnn.onnx"), "--data", str(csv_path), "--explain", "2"]) == 2
+    assert "--explain N needs --out" in capsys.readouterr().err
