@@ -167,17 +167,31 @@ class Labeler:
             batch = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])
         return (batch.astype(np.float32) / 255.0)[:, None]
 
-    def saliency_method(self, name: str) -> str:
-        """``grad-cam``, ``input-gradient`` or ``occlusion``: what :meth:`explain` uses for model ``name``."""
+    def saliency_methods(self, name: str) -> list[str]:
+        """Every method :meth:`explain` can use for model ``name``, the one it shows by default first."""
         head = self._heads.get(name)
-        return head.method if head is not None else "occlusion"
+        methods = [head.method, *head.alternatives, "occlusion"] if head is not None else ["occlusion"]
+        shown = self.saliency_method(name)
+        return [shown, *[x for x in methods if x != shown]]
+
+    def saliency_method(self, name: str) -> str:
+        """What :meth:`explain` shows for model ``name`` by default: the manifest's ``saliency.shown`` (chosen by
+        ``benchmarks/saliency_deletion.py``'s measurements, see training.saliency_export), else its explainer's
+        method, else occlusion."""
+        head = self._heads.get(name)
+        if head is None:
+            return "occlusion"
+        model = next(m for m in self.models if m.name == name)
+        shown = model.saliency.get("shown")
+        return shown if shown in (head.method, *head.alternatives, "occlusion") else head.method
 
     def explain(self, crops: np.ndarray, method: str | None = None) -> dict[str, np.ndarray]:
         """Saliency maps ``{name: (N, classes, H, W)}`` in [0, 1] over the uint8 crops ``(N, H, W)``, every class.
 
         A separate run from :meth:`classify` (which never fetches the extra outputs), so labelling with the maps
         off costs what it did; with them on this adds one run per model (``app/saliency.py`` has the methods).
-        ``method="occlusion"`` uses occlusion for every model (the faithfulness benchmark compares it).
+        ``method`` (the faithfulness benchmark compares them): ``"occlusion"`` for every model, or another method
+        a model's explainer also computes (the CNN's ``"grad-cam"``); None or any other value: the shipped one.
         """
         crops = np.asarray(crops, dtype=np.uint8)
         if crops.ndim == 2:
@@ -190,10 +204,11 @@ class Labeler:
                 continue
             x = self._model_input(m, crops)
             sess = self._sessions[m.name]
-            head = None if method == "occlusion" else self._heads.get(m.name)
+            wanted = method if method in self.saliency_methods(m.name) else self.saliency_method(m.name)
+            head = None if wanted == "occlusion" else self._heads.get(m.name)
             if head is not None:
                 res = sess.run(["logits", *head.fetches], {"input": x})  # type: ignore[attr-defined]
-                raw = head.maps(x, res[1:])
+                raw = head.maps(x, res[1:], wanted)
             else:
                 raw = occlusion_maps(lambda b, s=sess: s.run(["logits"], {"input": b})[0], x)  # type: ignore
             out[m.name] = finish(raw, crops.shape[1:])

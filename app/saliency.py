@@ -28,7 +28,8 @@ import numpy as np
 
 OCCLUSION_PATCH, OCCLUSION_STRIDE = 8, 4
 OCCLUSION_FILL = 0.5077  # FER2013's mean pixel (training.models.FER_MEAN): a patch becomes "average face grey"
-METHOD_TITLES = {"grad-cam": "Grad-CAM", "input-gradient": "input gradient", "occlusion": "occlusion"}
+METHOD_TITLES = {"hirescam": "HiResCAM", "grad-cam": "Grad-CAM", "input-gradient": "input gradient",
+                 "occlusion": "occlusion"}
 
 
 class SaliencyUnavailable(ValueError):
@@ -44,13 +45,16 @@ class Head:
     fetches: tuple[str, ...]
     explainer: object  # onnxruntime.InferenceSession
     needs_input: bool = False
+    alternatives: tuple[str, ...] = ()  # other methods the explainer also computes (output ``maps:<method>``)
 
-    def maps(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
-        """Raw maps from the model input ``x`` and its extra outputs (in ``fetches`` order)."""
+    def maps(self, x: np.ndarray, outputs: list[np.ndarray], method: str | None = None) -> np.ndarray:
+        """Raw maps from the model input ``x`` and its extra outputs (in ``fetches`` order); ``method`` one of
+        ``alternatives`` for that output instead of the shipped one."""
         feeds = dict(zip(self.fetches, outputs, strict=True))
         if self.needs_input:
             feeds["input"] = x
-        return self.explainer.run(["maps"], feeds)[0]  # type: ignore[attr-defined]
+        name = f"maps:{method}" if method in self.alternatives else "maps"
+        return self.explainer.run([name], feeds)[0]  # type: ignore[attr-defined]
 
 
 def load_head(record: dict, folder: Path, model_bytes: bytes, output_names: list[str], opts) -> Head:  # noqa: ANN001
@@ -62,7 +66,7 @@ def load_head(record: dict, folder: Path, model_bytes: bytes, output_names: list
         features, acts = record.get("features"), list(record.get("activations") or ())
     except (KeyError, TypeError):
         raise SaliencyUnavailable("the manifest's saliency record lacks 'method' or 'explainer'") from None
-    if method not in ("grad-cam", "input-gradient"):
+    if method not in ("hirescam", "grad-cam", "input-gradient"):
         raise SaliencyUnavailable(f"unknown saliency method {method!r}")
     if record.get("model_sha256") and hashlib.sha256(model_bytes).hexdigest() != record["model_sha256"]:
         raise SaliencyUnavailable("the model file changed since its maps were prepared; run "
@@ -77,10 +81,11 @@ def load_head(record: dict, folder: Path, model_bytes: bytes, output_names: list
     except Exception as e:  # a missing, unreadable or corrupt explainer costs the maps, never the labels
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise SaliencyUnavailable(f"{path}: cannot load ({first})") from None
-    names = [i.name for i in sess.get_inputs()]
-    if set(names) - {*fetches, "input"} or [o.name for o in sess.get_outputs()] != ["maps"]:
+    names, outs = [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
+    if set(names) - {*fetches, "input"} or not outs or outs[0] != "maps":
         raise SaliencyUnavailable(f"{path}: inputs {names} do not match the model's extra outputs")
-    return Head(method, tuple(fetches), sess, "input" in names)
+    alternatives = tuple(o.split(":", 1)[1] for o in outs[1:] if o.startswith("maps:"))
+    return Head(method, tuple(fetches), sess, "input" in names, alternatives)
 
 
 def occlusion_maps(run_logits, x: np.ndarray, patch: int = OCCLUSION_PATCH, stride: int = OCCLUSION_STRIDE,

@@ -59,7 +59,7 @@ def test_gradients_match_autograd(tmp_path):
     for m in models.values():
         _randomise_bn(m)
     zoo, methods = _zoo(tmp_path, models)
-    assert methods == {"cnn": "grad-cam", "ff": "input-gradient", "ffp": "input-gradient"}
+    assert methods == {"cnn": "hirescam", "ff": "input-gradient", "ffp": "input-gradient"}
     lab = Labeler(zoo, threads=1)
     crops = _crops(3)
     x = crops.astype(np.float32)[:, None] / 255
@@ -74,23 +74,27 @@ def test_gradients_match_autograd(tmp_path):
             peak = want.max(axis=(1, 2), keepdims=True)
             np.testing.assert_allclose(got[:, cls] / got[:, cls].max(axis=(1, 2), keepdims=True), want / peak,
                                        rtol=0, atol=3e-3)
-    # Grad-CAM by hand in torch: features of the last conv ReLU, their gradient, channel weights = mean gradient.
+    # HiResCAM and Grad-CAM by hand in torch: features of the last conv ReLU (before the last max-pool) and their
+    # gradient; HiResCAM sums gradient x activation over channels, Grad-CAM weights channels by the mean gradient.
     model = models["cnn"].eval()
     feats = {}
     relu = [m for m in model.net if isinstance(m, nn.ReLU)][5]
     relu.register_forward_hook(lambda _m, _i, o: feats.__setitem__("a", o))
     head = lab._heads["cnn"]
+    assert head.method == "hirescam" and head.alternatives == ("grad-cam",)
     outs = lab._sessions["cnn"].run(["logits", *head.fetches], {"input": x})
-    got = head.maps(x, outs[1:])
+    hires, gradcam = head.maps(x, outs[1:]), head.maps(x, outs[1:], "grad-cam")
     for cls in (1, 5):
         t = torch.from_numpy(x)
         with torch.enable_grad():
             relu.inplace = False
             logit = model(t)[:, cls].sum()
             (g,) = torch.autograd.grad(logit, feats["a"])
-        alpha = g.mean(dim=(2, 3), keepdim=True)
-        want = torch.relu((alpha * feats["a"]).sum(1)).detach().numpy()
-        np.testing.assert_allclose(got[:, cls], want, rtol=0, atol=2e-3 * want.max())
+        a = feats["a"].detach()
+        for got, want in ((hires, torch.relu((g * a).sum(1))),
+                          (gradcam, torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1)))):
+            want = want.numpy()
+            np.testing.assert_allclose(got[:, cls], want, rtol=0, atol=3e-3 * want.max())
 
 
 class _Region(nn.Module):
@@ -109,10 +113,10 @@ def _mass_inside(maps: np.ndarray, grow: int) -> float:
     return float(maps[..., inside].sum() / maps.sum())
 
 
-@pytest.mark.parametrize("method", ["grad-cam", "input-gradient", "occlusion"])
+@pytest.mark.parametrize("method", ["hirescam", "grad-cam", "input-gradient", "occlusion"])
 def test_map_mass_lies_in_the_region_the_model_sees(tmp_path, method):
     torch.manual_seed(1)
-    if method == "grad-cam":  # conv layers without bias keep features outside the region at exactly 0
+    if method in ("hirescam", "grad-cam"):  # conv layers without bias keep features outside the region at exactly 0
         net = nn.Sequential(_Region(), *cnn(width=8, fc=16))
         model = Normalize(net, mean=0.0, std=1.0)
         grow = 20  # the last conv layer's receptive field reaches 14 px, plus its 4 px cells, bilinearly upsampled
@@ -129,9 +133,9 @@ def test_map_mass_lies_in_the_region_the_model_sees(tmp_path, method):
         del manifest["models"][0]["saliency"]
         (zoo / "manifest.json").write_text(json.dumps(manifest))
     lab = Labeler(zoo, threads=1)
-    assert lab.saliency_method("m") == method
+    assert method in lab.saliency_methods("m")
     crops = _crops(4, seed=2)
-    maps = lab.explain(crops)["m"]
+    maps = lab.explain(crops, method)["m"]
     assert maps.shape == (4, 7, 48, 48) and maps.dtype == np.float32
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
     probs, _ = lab.classify(crops)
@@ -183,9 +187,10 @@ def test_export_adds_the_maps(tmp_path):
     training = {"config": {}, "epochs": 1, "train_images": 14, "seconds": 1.0, "log_dir": "logs/x"}
     export_and_register(build_model("ff", hidden=(32,)).eval(), "ff", tmp_path / "zoo", data, training, None)
     entry = json.loads((tmp_path / "zoo" / "manifest.json").read_text())["models"][0]
-    assert entry["saliency"]["method"] == "input-gradient"
+    assert entry["saliency"]["method"] == "input-gradient" and entry["saliency"]["shown"] == "occlusion"
     assert (tmp_path / "zoo" / entry["saliency"]["explainer"]).is_file()
-    assert Labeler(tmp_path / "zoo", threads=1).saliency_method("ff") == "input-gradient"
+    lab = Labeler(tmp_path / "zoo", threads=1)
+    assert lab.saliency_methods("ff") == ["occlusion", "input-gradient"]  # the FF shows occlusion (measured)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -242,3 +247,25 @@ def test_evaluate_explain_writes_a_grid_per_class(tiny_zoo, tmp_path, monkeypatc
     assert "saliency grid:" in capsys.readouterr().out
     assert evaluate.main([str(tiny_zoo / "cnn.onnx"), "--data", str(csv_path), "--explain", "2"]) == 2
     assert "--explain N needs --out" in capsys.readouterr().err
+
+
+def test_deletion_removes_the_most_salient_pixels_first():
+    from benchmarks.saliency_deletion import delete_top, fill_values
+
+    images = np.full((2, 4, 4), 200, np.uint8)
+    maps = np.zeros((2, 4, 4), np.float32)
+    maps[0, 0, 0], maps[0, 3, 3] = 1.0, 0.5
+    maps[1, 1, 2] = 1.0
+    out = delete_top(images, maps, 2 / 16, fill_values(images, "grey"))
+    assert out[0, 0, 0] == out[0, 3, 3] == 129 and (out[0] == 129).sum() == 2
+    assert out[1, 1, 2] == 129 and (out[1] == 129).sum() == 2  # the second pixel: a tie, broken at random
+    assert (delete_top(images, maps, 0.0, fill_values(images, "grey")) == images).all()
+    assert fill_values(images, "blur").shape == images.shape
+
+
+def test_benchmark_rows_maps_on_and_off(tiny_zoo):
+    from benchmarks.saliency_speed import saliency_rows
+
+    on, off = saliency_rows(tiny_zoo, quick=True)
+    assert on.unit == "ms/face" and on.value > 0 and "target <= 30" in on.notes
+    assert off.unit == "x" and 0.2 < off.value < 5

@@ -37,6 +37,11 @@ LOGITS = "logits"
 SUFFIX = ".saliency.onnx"
 LINEAR_OPS = {"Gemm", "MatMul", "MatMulInteger"}
 ACT_OPS = {"Relu", "LeakyRelu"}
+# Which method the app shows by default, per explainer method, from benchmarks/saliency_deletion.py on 600
+# PublicTest faces (README, "Why this label"): the FF's input gradient was less faithful than occlusion (deletion
+# AUC 0.304 against 0.167 with grey fill, random order 0.395), and occlusion of a pixel MLP is cheap (121 runs of
+# a 0.06 ms model); for the conv models occlusion costs 0.5-0.8 s per face, far over the 30 ms budget.
+SHOWN = {"input-gradient": "occlusion"}
 FP16_MIN = 1024  # larger constants are stored float16 (half the bytes; a map needs no more precision)
 
 
@@ -112,8 +117,16 @@ def analyse(model) -> dict:  # noqa: ANN001 - onnx.ModelProto
         if a["w"].shape[1] != b["w"].shape[0]:
             raise NotExplainable("the head's layer sizes do not chain")
     pool = producer.get(nodes[flats[-1]].input[0]) if flats else None
-    if pool is not None and pool.op_type in {"MaxPool", "GlobalAveragePool"}:
+    if pool is not None and pool.op_type == "MaxPool":
+        attrs = {a.name: list(a.ints) for a in pool.attribute}
+        kernel, strides = attrs.get("kernel_shape"), attrs.get("strides")
+        if kernel == strides and not any(attrs.get("pads", [])) and len(kernel or []) == 2:
+            # A Flatten head weighs every position differently: HiResCAM keeps that (Grad-CAM averages it away).
+            return {"method": "hirescam", "features": pool.input[0], "layers": layers, "stride": kernel,
+                    "alternatives": ["grad-cam"]}
         return {"method": "grad-cam", "features": pool.input[0], "layers": layers}
+    if pool is not None and pool.op_type == "GlobalAveragePool":
+        return {"method": "grad-cam", "features": pool.input[0], "layers": layers}  # = CAM = HiResCAM here
     before = {n.op_type for n in nodes[:flats[0]]} if flats else {"?"}
     if layers[0]["w"].shape[0] >= 16 * 16 and before <= {"Sub", "Div", "Cast", "Identity", "Constant"}:
         # a pixel MLP: the first layer reads the flattened input, normalised by constants only
@@ -174,7 +187,7 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
         zero = const(f"zero{i}", np.zeros((), np.float32))
         axis = const(f"axis{i}", np.array([1], np.int64))
         w = layer["w"]
-        if i == 0 and info["method"] == "grad-cam":
+        if i == 0 and info["method"] == "grad-cam":  # (HiResCAM keeps every position's weight)
             w = w.reshape(feature_shape[1], -1, w.shape[1]).sum(axis=1)  # [K, out]: summed over pooled positions
         wt = const(f"w{i}_t", np.ascontiguousarray(w.T, np.float32))  # [out, in]
         nodes += [
@@ -185,7 +198,47 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
             helper.make_node("MatMul", [f"gd{i}", wt], [f"g{i}"]),
         ]
         g = f"g{i}"
-    if info["method"] == "grad-cam":
+    outputs = ["maps"]
+    if info["method"] == "hirescam":
+        # d logit / d A is d logit / d P routed to each pooling window's maximum; HiResCAM sums that times A
+        # over channels per position (Draelos and Carin, 2020). Nearest-upsampling by the stride and a mask of
+        # the window maxima do the routing. Grad-CAM, the channel-averaged version, is a second output.
+        _, k, h, w = feature_shape
+        sh, sw = info["stride"]
+        ph, pw = h // sh, w // sw
+        a = info["features"]
+        up = const("up", np.ones((1, 1, 1, 1, sh, 1, sw), np.float32))
+        nodes += [
+            helper.make_node("Reshape", [g, const("gp_shape", np.array([-1, classes, k, ph, 1, pw, 1], np.int64))],
+                             ["gp"]),
+            helper.make_node("Mul", ["gp", up], ["gp_up"]),
+            helper.make_node("Reshape", ["gp_up", const("gu_shape", np.array([-1, classes, k, h, w], np.int64))],
+                             ["gu"]),
+            helper.make_node("MaxPool", [a], ["pooled"], kernel_shape=[sh, sw], strides=[sh, sw]),
+            helper.make_node("Reshape", ["pooled", const("p7_shape", np.array([-1, 1, k, ph, 1, pw, 1], np.int64))],
+                             ["p7"]),
+            helper.make_node("Mul", ["p7", up], ["p7_up"]),
+            helper.make_node("Reshape", ["p7_up", const("pu_shape", np.array([-1, 1, k, h, w], np.int64))], ["pu"]),
+            helper.make_node("Unsqueeze", [a, const("ax1", np.array([1], np.int64))], ["a5"]),
+            helper.make_node("Equal", ["a5", "pu"], ["is_max"]),
+            helper.make_node("Cast", ["is_max"], ["is_max_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["a5", "is_max_f"], ["a_max"]),
+            helper.make_node("Mul", ["gu", "a_max"], ["contrib"]),
+            helper.make_node("ReduceSum", ["contrib", const("ax2", np.array([2], np.int64))], ["hires"], keepdims=0),
+            helper.make_node("Relu", ["hires"], ["maps"]),
+            # Grad-CAM: alpha_k = the mean over positions of the same gradient.
+            helper.make_node("ReduceSum", ["gp", const("ax3456", np.array([3, 4, 5, 6], np.int64))], ["gsum"],
+                             keepdims=0),
+            helper.make_node("Mul", ["gsum", const("inv_positions", np.float32(1.0 / (h * w)))], ["alpha"]),
+            helper.make_node("Reshape", [a, const("flat_shape", np.array([0, k, h * w], np.int64))], ["feats_flat"]),
+            helper.make_node("MatMul", ["alpha", "feats_flat"], ["cam_flat"]),
+            helper.make_node("Relu", ["cam_flat"], ["cam_pos"]),
+            helper.make_node("Reshape", ["cam_pos", const("map_shape", np.array([-1, classes, h, w], np.int64))],
+                             ["maps:grad-cam"]),
+        ]
+        outputs.append("maps:grad-cam")
+        out_hw = (h, w)
+    elif info["method"] == "grad-cam":
         _, k, h, w = feature_shape
         nodes += [
             helper.make_node("Mul", [g, const("inv_positions", np.float32(1.0 / (h * w)))], ["alpha"]),
@@ -230,7 +283,8 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
         ]
         out_hw = (hh, ww)
     graph = helper.make_graph(nodes, f"saliency_{info['method']}", inputs,
-                              [helper.make_tensor_value_info("maps", TensorProto.FLOAT, ["N", classes, *out_hw])],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", classes, *out_hw])
+                               for o in outputs],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="emotionlens")
     model.ir_version = 8
@@ -275,6 +329,7 @@ def prepare_model(onnx_path: str | Path) -> dict:
             Path(tmp).write_bytes(data)
     return {
         "method": info["method"],
+        "shown": SHOWN.get(info["method"], info["method"]),
         "features": info["features"],
         "activations": [layer["act"] for layer in info["layers"][:-1]],
         "explainer": target.name,
