@@ -59,7 +59,8 @@ def test_gradients_match_autograd(tmp_path):
     for m in models.values():
         _randomise_bn(m)
     zoo, methods = _zoo(tmp_path, models)
-    assert methods == {"cnn": "hirescam", "ff": "input-gradient", "ffp": "input-gradient"}
+    assert methods == {"cnn": "hirescam (shown: hirescam)", "ff": "input-gradient (shown: occlusion)",
+                       "ffp": "input-gradient (shown: occlusion)"}
     lab = Labeler(zoo, threads=1)
     crops = _crops(3)
     x = crops.astype(np.float32)[:, None] / 255

@@ -11,9 +11,9 @@ constants that turns those outputs into maps for every class (``app/saliency.py`
   branch still cost its full time), so the maps' arithmetic must not live in the model graph, or labelling with
   the maps off would pay for it; extra outputs of tensors the graph computes anyway cost nothing measurable
   (``python -m benchmarks --only saliency``), and labelling fetches only ``logits``.
-* No model file is duplicated: the ResNet18's explainer holds only its FC layer (7 KB), the CNN's its head with
-  the first FC layer summed over the pooled positions (0.1 MB); the FF's input gradient needs every layer, as
-  float16 (6 MB).
+* No model file is duplicated: the ResNet18's explainer holds only its FC layer (7 KB), the CNN's its two FC
+  layers (3.5 MB as float16: HiResCAM needs the first one's weight for every position), the FF's every layer
+  (6 MB as float16).
 
 Idempotent: rerunning rewrites nothing that is already right. ``training.export`` runs it on every model it
 exports. By hand (after replacing a model file some other way)::
@@ -150,9 +150,9 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
     """The maps as a small ONNX graph: inputs are the model's exposed tensors, output ``maps`` ``[N, C, h, w]``.
 
     The class gradient runs back through the head as ``G <- (G * act'(a) * bn_scale) @ W^T`` per hidden layer,
-    starting from the logits layer's rows ``W_last^T`` (every class at once). Grad-CAM needs only each
-    channel's gradient summed over the pooled positions, so the first layer's weight ``[K*S, out]`` is summed
-    over its S positions per channel to ``[K, out]``: the CNN's explainer holds 0.1 MB, not its 3.5 MB layer.
+    starting from the logits layer's rows ``W_last^T`` (every class at once). Grad-CAM alone needs only each
+    channel's gradient summed over the pooled positions, so there the first layer's weight ``[K*S, out]`` is
+    summed over its S positions per channel to ``[K, out]``; HiResCAM keeps every position.
     Large weights are stored float16 with a Cast back (as ``training.compress`` does). onnxruntime runs it,
     not numpy: numpy's OpenBLAS threads spin against the other work on a busy machine (measured 23 ms against
     2 ms single-threaded for the FF's first product) where ORT's sleep (``app.labeler.session_options``).
@@ -352,7 +352,7 @@ def prepare_zoo(zoo_dir: str | Path, names: list[str] | None = None) -> dict[str
             continue
         try:
             entry["saliency"] = prepare_model(zoo_dir / entry["file"])
-            done[entry["name"]] = entry["saliency"]["method"]
+            done[entry["name"]] = f"{entry['saliency']['method']} (shown: {entry['saliency']['shown']})"
         except NotExplainable as e:
             entry.pop("saliency", None)
             done[entry["name"]] = f"occlusion ({e})"
