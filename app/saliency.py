@@ -28,8 +28,8 @@ import numpy as np
 
 OCCLUSION_PATCH, OCCLUSION_STRIDE = 8, 4
 OCCLUSION_FILL = 0.5077  # FER2013's mean pixel (training.models.FER_MEAN): a patch becomes "average face grey"
-METHOD_TITLES = {"hirescam": "HiResCAM", "grad-cam": "Grad-CAM", "input-gradient": "input gradient",
-                 "occlusion": "occlusion"}
+METHOD_TITLES = {"hirescam": "HiResCAM", "grad-cam": "Grad-CAM", "cam": "CAM",
+                 "input-gradient": "input gradient", "occlusion": "occlusion"}
 
 
 class SaliencyUnavailable(ValueError):
@@ -66,7 +66,7 @@ def load_head(record: dict, folder: Path, model_bytes: bytes, output_names: list
         features, acts = record.get("features"), list(record.get("activations") or ())
     except (KeyError, TypeError):
         raise SaliencyUnavailable("the manifest's saliency record lacks 'method' or 'explainer'") from None
-    if method not in ("hirescam", "grad-cam", "input-gradient"):
+    if method not in ("hirescam", "grad-cam", "cam", "input-gradient"):
         raise SaliencyUnavailable(f"unknown saliency method {method!r}")
     if record.get("model_sha256") and hashlib.sha256(model_bytes).hexdigest() != record["model_sha256"]:
         raise SaliencyUnavailable("the model file changed since its maps were prepared; run "

@@ -138,7 +138,8 @@ def plot(results: dict, display: dict[str, str], path: Path) -> None:
                              sharey=True, squeeze=False)
     styles = {"random": dict(color="grey", linestyle="--"), "random blocks": dict(color="grey", linestyle=":"),
               "occlusion": dict(color="tab:orange"), "hirescam": dict(color="tab:green"),
-              "grad-cam": dict(color="tab:blue"), "input-gradient": dict(color="tab:purple")}
+              "grad-cam": dict(color="tab:blue"), "cam": dict(color="tab:blue"),
+              "input-gradient": dict(color="tab:purple")}
     for row, fill in enumerate(FILLS):
         for ax, (name, methods) in zip(axes[row], results.items(), strict=True):
             for method, r in methods.items():

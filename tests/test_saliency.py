@@ -114,10 +114,16 @@ def _mass_inside(maps: np.ndarray, grow: int) -> float:
     return float(maps[..., inside].sum() / maps.sum())
 
 
-@pytest.mark.parametrize("method", ["hirescam", "grad-cam", "input-gradient", "occlusion"])
+@pytest.mark.parametrize("method", ["hirescam", "grad-cam", "cam", "input-gradient", "occlusion"])
 def test_map_mass_lies_in_the_region_the_model_sees(tmp_path, method):
     torch.manual_seed(1)
-    if method in ("hirescam", "grad-cam"):  # conv layers without bias keep features outside the region at exactly 0
+    if method == "cam":  # a global-average-pool head, as the ResNet18's
+        net = nn.Sequential(_Region(), nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                            nn.Flatten(), nn.Linear(8, 7))
+        model = Normalize(net, mean=0.0, std=1.0)
+        grow = 8  # two 3x3 convs and a 2x2 pool: a 7 px receptive field, 2 px cells, bilinearly upsampled
+    elif method in ("hirescam", "grad-cam"):  # conv layers without bias keep features outside the region at exactly 0
         net = nn.Sequential(_Region(), *cnn(width=8, fc=16))
         model = Normalize(net, mean=0.0, std=1.0)
         grow = 20  # the last conv layer's receptive field reaches 14 px, plus its 4 px cells, bilinearly upsampled

@@ -126,7 +126,7 @@ def analyse(model) -> dict:  # noqa: ANN001 - onnx.ModelProto
                     "alternatives": ["grad-cam"]}
         return {"method": "grad-cam", "features": pool.input[0], "layers": layers}
     if pool is not None and pool.op_type == "GlobalAveragePool":
-        return {"method": "grad-cam", "features": pool.input[0], "layers": layers}  # = CAM = HiResCAM here
+        return {"method": "cam", "features": pool.input[0], "layers": layers}  # = Grad-CAM = HiResCAM here
     before = {n.op_type for n in nodes[:flats[0]]} if flats else {"?"}
     if layers[0]["w"].shape[0] >= 16 * 16 and before <= {"Sub", "Div", "Cast", "Identity", "Constant"}:
         # a pixel MLP: the first layer reads the flattened input, normalised by constants only
@@ -187,7 +187,7 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
         zero = const(f"zero{i}", np.zeros((), np.float32))
         axis = const(f"axis{i}", np.array([1], np.int64))
         w = layer["w"]
-        if i == 0 and info["method"] == "grad-cam":  # (HiResCAM keeps every position's weight)
+        if i == 0 and info["method"] in ("grad-cam", "cam"):  # (HiResCAM keeps every position's weight)
             w = w.reshape(feature_shape[1], -1, w.shape[1]).sum(axis=1)  # [K, out]: summed over pooled positions
         wt = const(f"w{i}_t", np.ascontiguousarray(w.T, np.float32))  # [out, in]
         nodes += [
@@ -238,7 +238,7 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
         ]
         outputs.append("maps:grad-cam")
         out_hw = (h, w)
-    elif info["method"] == "grad-cam":
+    elif info["method"] in ("grad-cam", "cam"):
         _, k, h, w = feature_shape
         nodes += [
             helper.make_node("Mul", [g, const("inv_positions", np.float32(1.0 / (h * w)))], ["alpha"]),
