@@ -1,20 +1,22 @@
-"""Saliency maps: which pixels of the 48x48 crop made a model say what it said, computed with onnxruntime + numpy.
+"""Saliency maps: which pixels of the 48x48 crop made a model say what it said, with onnxruntime + numpy only.
 
-Three methods, chosen per model by what its graph allows (``training/saliency_export.py`` prepares the zoo):
+The methods, per model by what its graph allows (``training/saliency_export.py`` prepares the zoo) and, where
+there is a choice, by faithfulness and cost as ``benchmarks/saliency_deletion.py`` measured them:
 
-* **Grad-CAM** (Selvaraju et al., 2017) for the CNN and ResNet18: the last conv feature map weighted per channel
-  by the mean gradient of the class logit. The gradient runs back through the small head (Linear, BatchNorm and
-  ReLU in eval mode are linear given which units are on), so it is a few matrix products of the head's constants
-  with its activations, which the model graph exposes as extra outputs; ``<model>.saliency.onnx`` does the
-  products (onnxruntime, as the models). For the ResNet18's global-average-pool + FC head this is exactly CAM
-  (Zhou et al., 2016): 3x3 cells at 48 px input.
-* **Input gradient** (Simonyan et al., 2014) for the FF pixel MLP: ``|d logit / d pixel|`` through its layers.
-* **Occlusion** (Zeiler and Fergus, 2014) for any model the zoo has not prepared (an old manifest, an unknown
-  graph): the logit drop when an 8x8 patch is greyed, batched in one run (121 patches per face).
+* **HiResCAM** (Draelos and Carin, 2020) for the CNN: the gradient of the class logit with respect to the last
+  conv feature map, times that map, summed over channels. The gradient runs back through the small head (Linear,
+  BatchNorm and ReLU in eval mode are linear once it is known which units are on), so it is a few matrix
+  products of the head's weights with its activations, which the model graph exposes as extra outputs;
+  ``<model>.saliency.onnx`` does the products. **Grad-CAM** (Selvaraju et al., 2017), the channel-averaged
+  version, is computed beside it as an alternative.
+* **CAM** (Zhou et al., 2016) for the ResNet18: with a global-average-pool + FC head, Grad-CAM and HiResCAM
+  both equal it; 3x3 cells at 48 px input.
+* **Occlusion** (Zeiler and Fergus, 2014): the logit drop when an 8x8 patch is greyed, 121 patches per face in
+  one batched run. Shown for the FF (more faithful than its **input gradient**, Simonyan et al., 2014, which
+  the explainer also computes) and for any model the zoo has not prepared (an old manifest, an unknown graph).
 
 Maps are computed for every class at once (the window's class picker then costs nothing) and normalised to
-``[0, 1]`` per map. ``benchmarks/saliency_deletion.py`` measures how faithful each method is and
-``benchmarks/saliency_speed.py`` what it costs.
+``[0, 1]`` per map; ``benchmarks/saliency_speed.py`` measures what they cost.
 """
 
 from __future__ import annotations
