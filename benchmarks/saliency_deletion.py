@@ -168,7 +168,7 @@ def faces_figure(labeler, images: np.ndarray, labels: np.ndarray, path: Path, pe
     probs, ens = labeler.classify(images[:400])  # the first 400 hold every class; fewer keeps ORT's memory small
     picks = []
     for c in range(len(EMOTIONS)):
-        idx = np.flatnonzero((labels == c) & (ens.argmax(1) == c))[:per_class]
+        idx = np.flatnonzero((labels[:len(ens)] == c) & (ens.argmax(1) == c))[:per_class]
         picks += list(idx)
     rows = face_rows(labeler, images[picks], [EMOTIONS[labels[i]] for i in picks])
     path.parent.mkdir(parents=True, exist_ok=True)
