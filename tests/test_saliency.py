@@ -276,3 +276,16 @@ def test_benchmark_rows_maps_on_and_off(tiny_zoo):
     on, off = saliency_rows(tiny_zoo, quick=True)
     assert on.unit == "ms/face" and on.value > 0 and "target <= 30" in on.notes
     assert off.unit == "x" and 0.2 < off.value < 5
+
+
+def test_shipped_zoo_is_prepared_and_explains_a_face():
+    """The committed zoo carries the maps' outputs (rerun python -m training.saliency_export after replacing a
+    model): each model shows the method the deletion test chose, and its maps fit the crop."""
+    from tests.conftest import REPO
+
+    lab = Labeler(REPO / "models_zoo", threads=1)
+    assert {m.name: lab.saliency_method(m.name) for m in lab.models} == {
+        "cnn": "hirescam", "ff": "occlusion", "resnet18": "cam"}, lab.saliency_notes
+    crops = _crops(2, seed=3)
+    for name, maps in lab.explain(crops).items():
+        assert maps.shape == (2, 7, 48, 48) and np.isfinite(maps).all(), name
