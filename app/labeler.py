@@ -155,8 +155,10 @@ class Labeler:
         else:
             try:
                 self._heads[m.name] = load_head(m.saliency, m.file.parent, blob, [o.name for o in outs], opts)
-            except SaliencyUnavailable as e:
-                self.saliency_notes[m.name] = str(e)
+            except SaliencyUnavailable as e:  # the maps fall back to occlusion; the labels never suffer
+                shown = m.saliency.get("shown") == "occlusion"  # then the bundle leaves the explainer out
+                self.saliency_notes[m.name] = f"shows occlusion; its other methods are unavailable ({e})" if shown \
+                    else str(e)
         return sess
 
     def _model_input(self, m: ModelInfo, crops: np.ndarray) -> np.ndarray:

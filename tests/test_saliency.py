@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from training.models import Normalize, build_model, cnn, ff
 from training.saliency_export import prepare_zoo
 
 torch.set_num_threads(1)
+REPO_ROOT = Path(__file__).resolve().parents[1]
 REGION = (slice(0, 10), slice(38, 48))  # the top-right 10x10 corner: the only pixels the synthetic models see
 
 
@@ -281,11 +283,28 @@ def test_benchmark_rows_maps_on_and_off(tiny_zoo):
 def test_shipped_zoo_is_prepared_and_explains_a_face():
     """The committed zoo carries the maps' outputs (rerun python -m training.saliency_export after replacing a
     model): each model shows the method the deletion test chose, and its maps fit the crop."""
-    from tests.conftest import REPO
-
-    lab = Labeler(REPO / "models_zoo", threads=1)
+    lab = Labeler(REPO_ROOT / "models_zoo", threads=1)
     assert {m.name: lab.saliency_method(m.name) for m in lab.models} == {
         "cnn": "hirescam", "ff": "occlusion", "resnet18": "cam"}, lab.saliency_notes
     crops = _crops(2, seed=3)
     for name, maps in lab.explain(crops).items():
         assert maps.shape == (2, 7, 48, 48) and np.isfinite(maps).all(), name
+
+
+@pytest.mark.slow
+def test_deletion_benchmark_end_to_end(shared_dir, tmp_path):
+    """benchmarks.saliency_deletion on a few PublicTest faces: every model gets its methods and both baselines,
+    every curve starts at the intact accuracy, the files are written, and README is left alone without the flag."""
+    from benchmarks import saliency_deletion
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert saliency_deletion.main(["--data", str(shared_dir / "data" / "fer2013"), "--n", "6",
+                                   "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "deletion.json").read_text())
+    assert result["n"] == 6
+    for name, methods in result["results"].items():
+        assert {"random", "random blocks", "occlusion"} <= set(methods), name
+        starts = {m[fill]["accuracy"][0] for m in methods.values() for fill in ("grey", "blur")}
+        assert len(starts) == 1  # 0% deleted: the same faces, the same accuracy
+    assert (tmp_path / "deletion.png").is_file() and (tmp_path / "faces.png").is_file()
+    assert (REPO_ROOT / "README.md").read_text() == readme
