@@ -74,7 +74,7 @@ def save_explained(it: Item, result: Any, labeler: Labeler, out_dir: Path) -> No
     import numpy as np
 
     from app import annotate as ann
-    from app.saliency import face_strip
+    from app.saliency_pictures import face_strip
 
     if not result.faces:
         return

@@ -163,7 +163,7 @@ def faces_figure(labeler, images: np.ndarray, labels: np.ndarray, path: Path, pe
     from PIL import Image
 
     from app.emotions import EMOTIONS
-    from app.saliency import stack
+    from app.saliency_pictures import stack
 
     probs, ens = labeler.classify(images[:400])  # the first 400 hold every class; fewer keeps ORT's memory small
     picks = []
@@ -177,7 +177,7 @@ def faces_figure(labeler, images: np.ndarray, labels: np.ndarray, path: Path, pe
 
 def face_rows(labeler, crops: np.ndarray, truths: list[str] | None = None, scale: int = 3) -> list[np.ndarray]:  # noqa: ANN001
     """One strip per crop: the crop, then each model's map for its predicted class."""
-    from app.saliency import face_strip
+    from app.saliency_pictures import face_strip
 
     probs, _ = labeler.classify(crops)
     maps = labeler.explain(crops)

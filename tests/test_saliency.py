@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from app.labeler import Labeler
-from app.saliency import finish, overlay
+from app.saliency import finish
+from app.saliency_pictures import overlay
 from training.export import export_onnx
 from training.manifest import manifest_entry, write_manifest
 from training.models import Normalize, build_model, cnn, ff

@@ -150,7 +150,7 @@ def explain_grids(files: list[Path], zoo_dir: str | None, images: np.ndarray, la
     import cv2
 
     from app.labeler import Labeler
-    from app.saliency import class_grid
+    from app.saliency_pictures import class_grid
     from app.zoo import ZooError
 
     out = Path(out_dir)
