@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="also save one PNG per face under DIR/explained/ (<image name>.face<N>.png): the face's "
                    "crop and each model's saliency map for the class it predicted, side by side (README, 'Why this "
-                   "label'); about 15 ms more per face (example: --explain)")
+                   "label'); costs one more run of each model per face (example: --explain)")
     p.add_argument("--no-eye-check", action="store_true",
                    help="keep faces even when no eye is found in them: finds more turned/occluded faces but "
                    "also more false faces (example: --no-eye-check)")

@@ -309,3 +309,17 @@ def test_deletion_benchmark_end_to_end(shared_dir, tmp_path):
         assert len(starts) == 1  # 0% deleted: the same faces, the same accuracy
     assert (tmp_path / "deletion.png").is_file() and (tmp_path / "faces.png").is_file()
     assert (REPO_ROOT / "README.md").read_text() == readme
+
+
+def test_export_step_errors_are_one_line(tmp_path, tiny_zoo, capsys):
+    from training.saliency_export import main
+
+    assert main(["--zoo", str(tmp_path / "nowhere")]) == 2
+    assert not (tmp_path / "nowhere").exists()  # a typo never creates a folder
+    zoo = tmp_path / "z"
+    shutil.copytree(tiny_zoo, zoo)
+    (zoo / "ff.onnx").write_bytes(b"not a model")
+    assert main(["--zoo", str(zoo)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert "ff.onnx: cannot prepare" in err[1]

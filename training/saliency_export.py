@@ -345,6 +345,8 @@ def prepare_zoo(zoo_dir: str | Path, names: list[str] | None = None) -> dict[str
     occlusion for it) and ``"occlusion (…reason…)"`` here.
     """
     zoo_dir = Path(zoo_dir)
+    if not (zoo_dir / "manifest.json").is_file():
+        raise ValueError(f"{zoo_dir / 'manifest.json'}: not found; export models first (python -m training.export)")
     manifest = read_manifest(zoo_dir)
     done: dict[str, str] = {}
     for entry in manifest["models"]:
@@ -356,6 +358,11 @@ def prepare_zoo(zoo_dir: str | Path, names: list[str] | None = None) -> dict[str
         except NotExplainable as e:
             entry.pop("saliency", None)
             done[entry["name"]] = f"occlusion ({e})"
+        except OSError:
+            raise
+        except Exception as e:  # a damaged model file (protobuf DecodeError, onnx ValidationError, ...)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise ValueError(f"{zoo_dir / entry['file']}: cannot prepare its saliency maps ({first})") from None
     write_manifest(zoo_dir, manifest)
     return done
 
