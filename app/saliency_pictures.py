@@ -14,12 +14,20 @@ import numpy as np
 from app.saliency import METHOD_TITLES
 
 
+def jet(v: np.ndarray) -> np.ndarray:
+    """The JET palette (blue, cyan, yellow, red) for values in [0, 1], as float RGB 0-255. In numpy, so that the
+    app needs no cv2 function beyond those the bundle's small OpenCV build (packaging/build_opencv.py) has."""
+    v = np.clip(np.asarray(v, np.float32), 0, 1)[..., None]
+    centres = np.array([3.0, 2.0, 1.0], np.float32)  # red, green, blue peak at 3/4, 1/2, 1/4
+    return 255 * np.clip(1.5 - np.abs(4 * v - centres), 0, 1)
+
+
 def overlay(crop: np.ndarray, heat: np.ndarray, scale: int = 4, alpha: float = 0.5) -> np.ndarray:
     """RGB uint8 picture of a gray crop ``scale`` times larger with the map in the JET palette blended on top."""
     h, w = crop.shape[:2]
     big = cv2.resize(np.asarray(crop, np.uint8), (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
     m = cv2.resize(np.asarray(heat, np.float32), (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
-    colour = cv2.applyColorMap(np.clip(m * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    colour = jet(m)
     gray = np.repeat(big[..., None], 3, axis=2).astype(np.float32)
     return np.clip((1 - alpha) * gray + alpha * colour, 0, 255).astype(np.uint8)
 

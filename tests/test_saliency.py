@@ -323,3 +323,12 @@ def test_export_step_errors_are_one_line(tmp_path, tiny_zoo, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
     assert "ff.onnx: cannot prepare" in err[1]
+
+
+def test_jet_palette_runs_blue_to_red():
+    from app.saliency_pictures import jet
+
+    low, mid, high = jet(np.array([0.0, 0.5, 1.0]))
+    assert low[2] > 100 and low[0] == low[1] == 0  # dark blue
+    assert mid[1] == 255 and mid[0] == mid[2]  # green in the middle
+    assert high[0] > 100 and high[1] == high[2] == 0  # dark red
