@@ -1,6 +1,7 @@
 """Label every face in files and folders of photos: ``python -m app.batch INPUT... --out DIR``.
 
-Writes ``DIR/labels.csv`` (one row per face), ``DIR/summary.json`` and, with ``--annotate``, annotated copies
+Writes ``DIR/labels.csv`` (one row per face), ``DIR/summary.json``, with ``--explain`` one PNG of saliency maps
+per face under ``DIR/explained/``, and with ``--annotate`` annotated copies
 under ``DIR/annotated/`` mirroring the input tree. Built for long unattended runs: a bad file costs one line
 of output, never the run; labels.csv grows image by image so a kill loses at most the images in progress,
 and ``--resume`` picks up where the last run stopped.
@@ -38,7 +39,7 @@ from app.journal import (  # noqa: F401 - re-exported: the GUI's folder labellin
     shown,
     write_summary,
 )
-from app.scan import ANNOTATED, Item, Scan, scan_inputs  # noqa: F401 - re-exported
+from app.scan import ANNOTATED, EXPLAINED, Item, Scan, scan_inputs  # noqa: F401 - re-exported
 from app.workers import MAX_WORKERS, Options, annotated_path, default_workers, label_one, ordered_results
 from app.zoo import ZOO_ENV, ZooError
 
@@ -113,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
                     f"--out {shown(out_dir)}: the annotated copy of {shown(it.path)} would overwrite the input "
                     f"image {shown(target)}; choose another --out"
                 )
+    if args.explain:
+        explained = (out_dir / EXPLAINED).resolve()
+        for it in scan.items:
+            if explained in it.path.resolve().parents:
+                raise UsageError(f"--out {shown(out_dir)}: the saliency maps would be written among the input images "
+                                 f"under {shown(out_dir / EXPLAINED)}; choose another --out")
     if not args.resume and (out_dir / LABELS).is_file() and (out_dir / LABELS).stat().st_size > 0:
         print(f"note: starting {shown(out_dir / LABELS)} afresh (add --resume to continue it instead)", file=sys.stderr)
     remove_stale_temp_files(out_dir)
@@ -142,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             eye_check=not args.no_eye_check,
             tta=args.tta,
             annotate=args.annotate,
+            explain=args.explain,
             detector=args.detector,
             workers=workers,
             threads=args.threads,
@@ -171,6 +179,7 @@ def label_items(
     eye_check: bool = True,
     tta: bool = False,
     annotate: bool = True,
+    explain: bool = False,
     detector: str = DETECTORS[0],
     workers: int = 1,
     threads: int | None = None,
@@ -189,7 +198,7 @@ def label_items(
     journal records and whether it stopped before the end.
     """
     todo = [it for it in items if not done or key(it.path) not in done]
-    opts = Options(eye_check=eye_check, tta=tta, annotate=annotate, detector=detector)
+    opts = Options(eye_check=eye_check, tta=tta, annotate=annotate, detector=detector, explain=explain)
     records: list[dict] = []
     stopped = False
     if workers > 1 and len(todo) > 1:
@@ -249,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {PROG} holiday/ --out labelled/ --recursive --annotate\n"
             f"  {PROG} a.jpg b.png --out out/ --no-eye-check\n"
             f"  {PROG} holiday/ --out labelled/ --recursive --resume    # continue after Ctrl+C or a crash\n"
-            f"  {PROG} holiday/ --out labelled/ --workers 2 --detector mtcnn   # two processes, same labels.csv\n\n"
+            f"  {PROG} holiday/ --out labelled/ --workers 2 --detector mtcnn   # two processes, same labels.csv\n"
+            f"  {PROG} class_photo.jpg --out why/ --explain    # why/explained/: each face's saliency maps\n\n"
             "Bad or non-image files (corrupt or truncated images, links that loop or lead nowhere, FIFOs,\n"
             "device files, unreadable folders) are skipped with a one-line reason, also listed in summary.json;\n"
             "they never stop the batch. labels.csv is the same, row for row, whatever --workers is.\n"
@@ -270,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", action="store_true",
                    help="also save a copy of each photo with numbered boxes and labels under DIR/annotated/, "
                    "mirroring the input folders; originals are never modified (example: --annotate)")
+    p.add_argument("--explain", action="store_true",
+                   help="also save one PNG per face under DIR/explained/ (<image name>.face<N>.png): the face's "
+                   "crop and each model's saliency map for the class it predicted, side by side (README, 'Why this "
+                   "label'); costs one more run of each model per face (example: --explain)")
     p.add_argument("--no-eye-check", action="store_true",
                    help="keep faces even when no eye is found in them: finds more turned/occluded faces but "
                    "also more false faces (example: --no-eye-check)")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.atomic import write_text
 from app.detect import DETECTORS
-from app.scan import ANNOTATED, Scan
+from app.scan import ANNOTATED, EXPLAINED, Scan
 from app.zoo import ModelInfo
 
 if TYPE_CHECKING:
@@ -243,11 +243,12 @@ _TMP_NAME = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp(\.[^.]+)?$")  # what app.at
 
 
 def remove_stale_temp_files(out_dir: Path) -> int:
-    """Delete temp files a killed run left in DIR and DIR/annotated/ (never anything else)."""
+    """Delete temp files a killed run left in DIR, DIR/annotated/ and DIR/explained/ (never anything else)."""
     n = 0
     candidates = list(out_dir.glob(".*.tmp*"))
-    if (out_dir / ANNOTATED).is_dir():
-        candidates += list((out_dir / ANNOTATED).rglob(".*.tmp*"))
+    for sub in (ANNOTATED, EXPLAINED):
+        if (out_dir / sub).is_dir():
+            candidates += list((out_dir / sub).rglob(".*.tmp*"))
     for p in candidates:
         if p.is_file() and _TMP_NAME.match(p.name):
             p.unlink(missing_ok=True)
@@ -280,11 +281,13 @@ def write_summary(
         + scan.errors,
         "skipped": scan.skipped,
         "annotate_errors": [{"image": r["image"], "reason": r["annotate_error"]} for r in ok if "annotate_error" in r],
+        "explain_errors": [{"image": r["image"], "reason": r["explain_error"]} for r in ok if "explain_error" in r],
         "resumed": len([k for k in done if k in current]),
         "interrupted": interrupted,
         "seconds": round(seconds, 3),
         "eye_check": not args.no_eye_check,
         "tta": bool(getattr(args, "tta", False)),
+        "explain": bool(getattr(args, "explain", False)),
         "detector": getattr(args, "detector", None) or DETECTORS[0],
         "workers": int(getattr(args, "workers", None) or 1),
         "models": [m.name for m in labeler.models],

@@ -18,6 +18,7 @@ from app.crop import crop_face
 from app.detect import DETECTORS, Box, detect_faces, to_gray
 from app.imageio import load_image
 from app.layout import reading_order
+from app.saliency import Head, SaliencyUnavailable, finish, load_head, occlusion_maps
 from app.zoo import ModelInfo, ZooError, default_zoo_dir, load_manifest
 
 CROP_SIZE = (48, 48)
@@ -110,6 +111,8 @@ class Labeler:
         self.threads = threads if threads and threads > 0 else default_threads()
         opts = session_options(self.threads)
         self._sessions: dict[str, object] = {}
+        self._heads: dict[str, Head | None] = {}
+        self.saliency_notes: dict[str, str] = {}  # why a model's maps fall back to occlusion
         for m in self.models:
             self._sessions[m.name] = self._load(ort, m, opts)
 
@@ -124,9 +127,9 @@ class Labeler:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
             raise ZooError(f"{m.file}: model {m.name!r} is not a valid ONNX model ({first})") from None
         ins, outs = sess.get_inputs(), sess.get_outputs()
-        if [i.name for i in ins] != ["input"] or [o.name for o in outs] != ["logits"]:
+        if [i.name for i in ins] != ["input"] or not outs or outs[0].name != "logits":
             raise ZooError(
-                f"{m.file}: model {m.name!r} must have one input 'input' and one output 'logits', has inputs "
+                f"{m.file}: model {m.name!r} must have one input 'input' and first output 'logits', has inputs "
                 f"{[i.name for i in ins]} and outputs {[o.name for o in outs]}"
             )
         shape = ins[0].shape
@@ -146,7 +149,72 @@ class Labeler:
                 f"{m.file}: model {m.name!r} output 'logits' must be [N, {len(self.classes)}], got "
                 f"{list(np.shape(out))} for N=2"
             )
+        self._heads[m.name] = None
+        if not m.saliency:
+            self.saliency_notes[m.name] = "no saliency record in the manifest"
+        else:
+            try:
+                self._heads[m.name] = load_head(m.saliency, m.file.parent, blob, [o.name for o in outs], opts)
+            except SaliencyUnavailable as e:  # the maps fall back to occlusion; the labels never suffer
+                shown = m.saliency.get("shown") == "occlusion"  # then the bundle leaves the explainer out
+                self.saliency_notes[m.name] = f"shows occlusion; its other methods are unavailable ({e})" if shown \
+                    else str(e)
         return sess
+
+    def _model_input(self, m: ModelInfo, crops: np.ndarray) -> np.ndarray:
+        """``[N, 1, H, W]`` float32 in [0, 1] at the model's input size."""
+        h, w = m.input_size
+        batch = crops
+        if crops.shape[1:] != (h, w):
+            batch = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])
+        return (batch.astype(np.float32) / 255.0)[:, None]
+
+    def saliency_methods(self, name: str) -> list[str]:
+        """Every method :meth:`explain` can use for model ``name``, the one it shows by default first."""
+        head = self._heads.get(name)
+        methods = [head.method, *head.alternatives, "occlusion"] if head is not None else ["occlusion"]
+        shown = self.saliency_method(name)
+        return [shown, *[x for x in methods if x != shown]]
+
+    def saliency_method(self, name: str) -> str:
+        """What :meth:`explain` shows for model ``name`` by default: the manifest's ``saliency.shown`` (chosen by
+        ``benchmarks/saliency_deletion.py``'s measurements, see training.saliency_export), else its explainer's
+        method, else occlusion."""
+        head = self._heads.get(name)
+        if head is None:
+            return "occlusion"
+        model = next(m for m in self.models if m.name == name)
+        shown = model.saliency.get("shown")
+        return shown if shown in (head.method, *head.alternatives, "occlusion") else head.method
+
+    def explain(self, crops: np.ndarray, method: str | None = None) -> dict[str, np.ndarray]:
+        """Saliency maps ``{name: (N, classes, H, W)}`` in [0, 1] over the uint8 crops ``(N, H, W)``, every class.
+
+        A separate run from :meth:`classify` (which never fetches the extra outputs), so labelling with the maps
+        off costs what it did; with them on this adds one run per model (``app/saliency.py`` has the methods).
+        ``method`` (the faithfulness benchmark compares them): ``"occlusion"`` for every model, or another method
+        a model's explainer also computes (the CNN's ``"grad-cam"``); None or any other value: the shipped one.
+        """
+        crops = np.asarray(crops, dtype=np.uint8)
+        if crops.ndim == 2:
+            crops = crops[None]
+        n, k = len(crops), len(self.classes)
+        out: dict[str, np.ndarray] = {}
+        for m in self.models:
+            if n == 0:
+                out[m.name] = np.zeros((0, k, *crops.shape[1:]), np.float32)
+                continue
+            x = self._model_input(m, crops)
+            sess = self._sessions[m.name]
+            wanted = method if method in self.saliency_methods(m.name) else self.saliency_method(m.name)
+            head = None if wanted == "occlusion" else self._heads.get(m.name)
+            if head is not None:
+                res = sess.run(["logits", *head.fetches], {"input": x})  # type: ignore[attr-defined]
+                raw = head.maps(x, res[1:], wanted)
+            else:
+                raw = occlusion_maps(lambda b, s=sess: s.run(["logits"], {"input": b})[0], x)  # type: ignore
+            out[m.name] = finish(raw, crops.shape[1:])
+        return out
 
     def classify(self, crops: np.ndarray, tta: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per-model probabilities ``{name: (N, 7)}`` and their weighted mean (the ensemble) for uint8 crops.
@@ -171,11 +239,7 @@ class Labeler:
         views = 2 if tta else 1
         logits: dict[str, np.ndarray] = {}  # (views, N, 7) per model
         for m in self.models:
-            h, w = m.input_size
-            batch = crops
-            if crops.shape[1:] != (h, w):
-                batch = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])
-            x = (batch.astype(np.float32) / 255.0)[:, None]
+            x = self._model_input(m, crops)
             # One run per view, as training.evaluate does: int8 models quantise activations per batch, so
             # mixing both views in one batch would shift their results slightly.
             inputs = [x, np.ascontiguousarray(x[..., ::-1])] if tta else [x]

@@ -23,6 +23,7 @@ from app.imageio import IMAGE_SUFFIXES, file_kind, os_reason
 # Names inside the output folder that the batch writes itself (never inputs).
 OWN_OUTPUTS = ("labels.csv", "summary.json")
 ANNOTATED = "annotated"
+EXPLAINED = "explained"  # app.batch --explain: one PNG of saliency maps per face
 
 
 @dataclass
@@ -89,7 +90,7 @@ def scan_inputs(inputs: list[Path], out_dir: Path, recursive: bool) -> Scan:
     seen_dirs: set[tuple[int, int]] = set()
     used_rels: set[Path] = set()
     out_id = _identity(out_dir)
-    skip_dirs = {i for i in (out_id, _identity(out_dir / ANNOTATED)) if i is not None}
+    skip_dirs = {i for i in (out_id, _identity(out_dir / ANNOTATED), _identity(out_dir / EXPLAINED)) if i is not None}
 
     def add(path: Path, rel: Path, root_name: str, ident: tuple[int, int] | None, linked: bool) -> None:
         key = ident if ident is not None else os.path.abspath(path)

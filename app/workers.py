@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from app.detect import DETECTORS
 from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
 from app.journal import key, shown
-from app.scan import ANNOTATED, Item
+from app.scan import ANNOTATED, EXPLAINED, Item
 
 if TYPE_CHECKING:
     from app.labeler import Labeler
@@ -49,6 +49,7 @@ class Options:
     tta: bool = False
     annotate: bool = False
     detector: str = DETECTORS[0]
+    explain: bool = False  # one PNG of saliency maps per face under explained/
 
 
 def default_workers() -> int:
@@ -61,6 +62,28 @@ def annotated_path(out_dir: Path, item: Item) -> Path:
     if rel.suffix.lower() in ANNOTATED_AS_PNG or rel.suffix.lower() not in IMAGE_SUFFIXES:
         rel = rel.with_name(rel.name + ".png")
     return out_dir / ANNOTATED / rel
+
+
+def explained_path(out_dir: Path, item: Item, face: int) -> Path:
+    """``DIR/explained/<rel>.face<N>.png``: the full file name is kept so a.jpg and a.png never share a PNG."""
+    return out_dir / EXPLAINED / item.rel.with_name(f"{item.rel.name}.face{face}.png")
+
+
+def save_explained(it: Item, result: Any, labeler: Labeler, out_dir: Path) -> None:
+    """Write each face's crop and every model's saliency map for its predicted class (see app/saliency.py)."""
+    import numpy as np
+
+    from app import annotate as ann
+    from app.saliency_pictures import face_strip
+
+    if not result.faces:
+        return
+    maps = labeler.explain(np.stack([f.crop for f in result.faces]))
+    for i, f in enumerate(result.faces):
+        probs = {m.name: f.predictions[m.name].probs for m in labeler.models}
+        title = (f"face {f.index}", f"{f.ensemble.label} {100 * f.ensemble.confidence:.0f}%")
+        pic = face_strip(labeler, f.crop, probs, {k: v[i] for k, v in maps.items()}, title)
+        ann.save_image(pic, explained_path(out_dir, it, f.index))
 
 
 def _fmt(p: float) -> str:
@@ -96,6 +119,12 @@ def label_one(it: Item, labeler: Labeler, out_dir: Path, opts: Options) -> tuple
         except (OSError, ValueError) as e:
             rec["annotate_error"] = f"cannot write {shown(target)} ({getattr(e, 'strerror', None) or e})"
             note = f"warning: {shown(it.path)}: {rec['annotate_error']}"
+    if opts.explain:
+        try:
+            save_explained(it, result, labeler, out_dir)
+        except (OSError, ValueError) as e:
+            rec["explain_error"] = f"cannot write the saliency maps ({getattr(e, 'strerror', None) or e})"
+            note = f"warning: {shown(it.path)}: {rec['explain_error']}"
     rows: list[list[Any]] = []
     for f in result.faces:
         b = f.box

@@ -54,6 +54,7 @@ class ModelInfo:
     metrics: dict = field(default_factory=dict, compare=False)
     training: dict = field(default_factory=dict, compare=False)
     ensemble_weight: float = 1.0  # share in the ensemble's weighted mean; equal unless the manifest says otherwise
+    saliency: dict = field(default_factory=dict, compare=False)  # training.saliency_export's record, if any
 
 
 def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
@@ -77,6 +78,7 @@ def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
         raise ZooError(f"{path}: model file for {name!r} is missing (listed in {where})")
     metrics = entry.get("metrics") or {}
     training = entry.get("training") or {}
+    saliency = entry.get("saliency") or {}
     return ModelInfo(
         name=name,
         display_name=display,
@@ -84,6 +86,7 @@ def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
         input_size=(int(size[0]), int(size[1])),
         metrics=dict(metrics) if isinstance(metrics, dict) else {},
         training=dict(training) if isinstance(training, dict) else {},
+        saliency=dict(saliency) if isinstance(saliency, dict) else {},
     )
 
 

@@ -33,8 +33,9 @@ def annotated_sample(photo: Path, out: Path) -> None:
     save_image(annotate(rgb, result, {m.name: m.display_name for m in labeler.models}), out)
 
 
-def window_screenshot(photo: Path, out: Path, size: str, select: int | None) -> list[list[str]]:
-    """Open ``photo`` in a window of ``size``, select face ``select``, grab the screen; returns the table."""
+def window_screenshot(photo: Path, out: Path, size: str, select: int | None, maps: bool = False) -> list[list[str]]:
+    """Open ``photo`` in a window of ``size``, select face ``select`` (``maps``: with its saliency maps), grab
+    the screen; returns the table."""
     import tkinter as tk
 
     from PIL import ImageGrab
@@ -51,6 +52,7 @@ def window_screenshot(photo: Path, out: Path, size: str, select: int | None) -> 
         raise SystemExit("error: labelling did not finish within 120 s")
     if select is not None:
         app.select_face(select)
+    app.set_maps(maps)
     for _ in range(20):  # let Tk draw everything before the grab
         root.update()
         time.sleep(0.05)
@@ -79,8 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="photo for docs/sample-annotated.jpg (default: the bundled sample)")
     p.add_argument("--select", type=int, default=5, help="face number to select in the window (default: 5)")
     p.add_argument("--out", default=str(ROOT / "docs"), help="folder for the pictures (default: docs/)")
+    p.add_argument("--maps-only", action="store_true",
+                   help="only docs/saliency/window.png: the window with saliency maps on (README, 'Why this label')")
     args = p.parse_args(argv)
     photo, out = Path(args.photo), Path(args.out)
+    if args.maps_only:
+        (out / "saliency").mkdir(parents=True, exist_ok=True)
+        window_screenshot(photo, out / "saliency" / "window.png", "1280x800", args.select, maps=True)
+        print(f"wrote {out / 'saliency' / 'window.png'}")
+        return 0
     annotated_sample(Path(args.annotate_photo), out / "sample-annotated.jpg")
     for size, name in (("1600x1000", "screenshot.jpg"), ("720x480", "screenshot-720x480.png")):
         rows = window_screenshot(photo, out / name, size, args.select)

@@ -53,7 +53,7 @@ def test_export_keeps_compressed_file_only_within_tolerance(tmp_path):
     refused = export.export_and_register(model, "ff", tmp_path / "b", data, {}, None, weights_format="int8",
                                          tolerance=-1.0)
     assert refused["weights"] == "fp32" and "int8 rejected" in refused["weights_note"]
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["ff.onnx", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["ff.onnx", "ff.saliency.onnx", "manifest.json"]
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["models"][0]["metrics"]["weights"] == "fp32"
 

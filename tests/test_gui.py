@@ -820,3 +820,37 @@ def test_detector_menu_runs_every_shipped_detector(make_app, tiny_zoo, sample_ph
         menu.invoke(i)
         assert app.wait_idle(WAIT)
         assert f"detector {name}" in app.status() and len(app.face_rows()) == 1, app.status()
+
+
+# ---------------------------------------------------------------- saliency maps (issue 16)
+
+
+def _map_captions(app) -> list[str]:
+    c = app.panel.card
+    return [c.itemcget(i, "text") for i in c.find_withtag("map_caption")]
+
+
+def test_maps_toggle_and_class_picker(make_app, tiny_zoo, sample_photo):
+    app = make_app(zoo_dir=tiny_zoo)
+    app.open_image(sample_photo)
+    assert app.wait_idle(WAIT)
+    app.select_face(1)
+    app.root.update()
+    assert not app.panel.card.find_withtag("map") and not app.panel.maps_bar.winfo_ismapped()
+    app.set_maps(True)
+    app.root.update()
+    assert len(app.panel.card.find_withtag("map")) == len(app.labeler.models)
+    assert app.panel.maps_bar.winfo_ismapped()
+    face = app.result.faces[0]
+    want = [f"why {face.predictions[m.name].label}: occlusion" for m in app.labeler.models]  # tiny zoo: no record
+    assert _map_captions(app) == want
+    app.set_map_class("angry")
+    app.root.update()
+    assert _map_captions(app) == ["why angry: occlusion"] * len(app.labeler.models)
+    app.select_face(None)
+    app.select_face(1)  # cached: the same maps again
+    app.root.update()
+    assert len(app.panel.card.find_withtag("map")) == len(app.labeler.models)
+    app.set_maps(False)
+    app.root.update()
+    assert not app.panel.card.find_withtag("map") and not app.panel.maps_bar.winfo_ismapped()

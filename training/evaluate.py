@@ -140,6 +140,41 @@ def record_ensemble(zoo_dir: str | Path, models: list[str], split: str, metrics:
     write_manifest(zoo_dir, manifest)
 
 
+def explain_grids(files: list[Path], zoo_dir: str | None, images: np.ndarray, labels: np.ndarray, per_class: int,
+                  out_dir: str | Path) -> list[Path]:
+    """``saliency_<model>.png`` per model: ``per_class`` faces of each class with the model's saliency map for
+    its predicted class (``app.saliency.class_grid``). The maps come from the app's own code, so each model must
+    sit in a zoo folder whose manifest lists it (``--zoo``, or the folder of the ``.onnx`` file)."""
+    import copy
+
+    import cv2
+
+    from app.labeler import Labeler
+    from app.saliency_pictures import class_grid
+    from app.zoo import ZooError
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in files:
+        zoo = Path(zoo_dir) if zoo_dir else f.parent
+        try:
+            labeler = Labeler(zoo)
+        except ZooError as e:
+            raise ValueError(f"--explain needs the model's zoo folder with manifest.json ({e})") from None
+        match = [m for m in labeler.models if m.file == f.resolve()]
+        if not match:
+            raise ValueError(f"--explain: {f} is not listed in {zoo / 'manifest.json'}")
+        single = copy.copy(labeler)
+        single.models = match
+        grid = class_grid(single, match[0].name, images, labels, per_class)
+        path = out / f"saliency_{match[0].name}.png"
+        if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"{path}: cannot write")
+        written.append(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.evaluate",
@@ -161,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tta", action="store_true", help="also score with horizontal-flip test-time augmentation")
     p.add_argument("--out", help="folder for the report files (default: print metrics only)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--explain", type=int, default=0, metavar="N",
+                   help="also write --out/saliency_<model>.png: N faces of each class of the split with the "
+                   "model's saliency map for the class it predicted, as papers show Grad-CAM (.onnx models in a "
+                   "zoo folder; example: --explain 4 --out logs/eval-cnn)")
     p.add_argument("--device", default="auto",
                    help="where checkpoints (.pt) run: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps, "
                    "e.g. --device cuda:1; .onnx files always run on onnxruntime's CPU provider, as the app runs "
@@ -177,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give a model file or --zoo DIR")
         if args.record and (not args.zoo or args.model):
             raise ValueError("--record scores a zoo as the app runs it: give --zoo and no model files")
+        if args.explain and (not args.out or any(f.suffix != ".onnx" for f in files) or args.explain < 0):
+            raise ValueError("--explain N needs --out DIR and exported .onnx models (N > 0)")
         split = load_fer2013(args.data).split(args.split)
         device = None
         if any(f.suffix != ".onnx" for f in files):
@@ -197,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                         title=f"{name} on {args.split}")
         if args.record:
             record_ensemble(args.zoo, [m.name for m in zoo], args.split, metrics)
+        if args.explain:
+            for path in explain_grids(files, args.zoo, split.images, split.labels, args.explain, args.out):
+                print(f"saliency grid: {path}")
     except (DatasetError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """Export a trained model to ONNX per the app's contract and record it in ``models_zoo/manifest.json``.
 
-Contract: input ``input`` float32 ``[N, 1, H, W]`` (dynamic N) in ``[0, 1]``; output ``logits`` float32
-``[N, 7]`` in ``app.emotions.EMOTIONS`` order. Normalisation is inside the graph. Example::
+Contract: input ``input`` float32 ``[N, 1, H, W]`` (dynamic N) in ``[0, 1]``; first output ``logits`` float32
+``[N, 7]`` in ``app.emotions.EMOTIONS`` order. Normalisation is inside the graph. After scoring, the saliency
+maps' extra outputs and explainer graph are added (``training.saliency_export``). Example::
 
     python -m training.export logs/cnn-20261123-2330/best.pt --name cnn --data ../shared/data/fer2013
 """
@@ -91,6 +92,9 @@ def export_and_register(
         **weights,
     }
     update_manifest(zoo_dir, manifest_entry(name, onnx_path.name, metrics, training))
+    from training.saliency_export import prepare_zoo
+
+    prepare_zoo(zoo_dir, [name])  # the saliency maps' extra outputs and explainer (the logits are unchanged)
     if test_dir is not None:
         full = {"public_test": val, "private_test": test, "manifest_metrics": metrics}
         (test_dir / "metrics.json").write_text(json.dumps(full, indent=2))

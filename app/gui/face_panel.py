@@ -17,9 +17,12 @@ from PIL import Image, ImageTk
 
 from app.emotions import EMOTIONS
 from app.gui.photo_view import hex_color
+from app.saliency import METHOD_TITLES
+from app.saliency_pictures import overlay
 
 CHART_MIN_W = 185  # the card lays out as many chart columns as fit this width
 THUMB = 96  # px at 96 DPI; grows with the font on high-DPI screens
+PREDICTED = "predicted class"  # the class picker's first choice: each model's own top class
 
 
 def percent(p: float) -> str:
@@ -46,8 +49,15 @@ class FacePanel:
         xscroll.grid(row=1, column=0, sticky="ew")  # a narrow window scrolls the model columns sideways
         self.tree.bind("<<TreeviewSelect>>", self._on_tree_select)
         bottom = ttk.Frame(self.frame)
+        self.maps_bar = ttk.Frame(bottom, padding=(6, 4))  # shown while maps are on
+        ttk.Label(self.maps_bar, text="Maps for:").pack(side=tk.LEFT, padx=(0, 6))
+        self.class_var = tk.StringVar(master=bottom, value=PREDICTED)
+        self.class_pick = ttk.Combobox(self.maps_bar, textvariable=self.class_var, state="readonly", width=16,
+                                       values=[PREDICTED, *EMOTIONS])
+        self.class_pick.pack(side=tk.LEFT)
+        self.class_var.trace_add("write", lambda *_: self.draw_card())
         self.card = tk.Canvas(bottom, bg="white", highlightthickness=0, width=380)
-        cscroll = ttk.Scrollbar(bottom, orient=tk.VERTICAL, command=self.card.yview)
+        cscroll = self._card_scroll = ttk.Scrollbar(bottom, orient=tk.VERTICAL, command=self.card.yview)
         self.card.configure(yscrollcommand=cscroll.set)
         cscroll.pack(side=tk.RIGHT, fill=tk.Y)
         self.card.pack(side=tk.LEFT, fill=tk.BOTH, expand=True)
@@ -64,6 +74,12 @@ class FacePanel:
         self._images: list[ImageTk.PhotoImage] = []
         self._sort: tuple[str, bool] = ("face", False)
         self._quiet = False  # set while the window moves the selection, so it does not echo back
+        self.show_maps = False
+        # Set by the window: face -> {model: (classes, H, W) maps} (None when the models cannot), and a model's
+        # method name for the caption.
+        self.explain: Callable[[Any], dict[str, np.ndarray] | None] = lambda _face: None
+        self.method_of: Callable[[str], str] = lambda _name: ""
+        self._maps: dict[int, dict[str, np.ndarray] | None] = {}
 
     # ------------------------------------------------------------------ content
 
@@ -72,6 +88,8 @@ class FacePanel:
         self.faces, self.models = list(faces), list(models)
         if classes:
             self.classes = list(classes)
+            self.class_pick.configure(values=[PREDICTED, *self.classes])
+        self._maps.clear()
         self.selected = None
         self.hint = hint
         columns = ["face", "ensemble", *[m.name for m in self.models]]
@@ -154,6 +172,28 @@ class FacePanel:
         up = getattr(event, "num", None) == 4 or getattr(event, "delta", 0) > 0
         self.card.yview_scroll(-3 if up else 3, "units")
 
+    def set_maps(self, on: bool) -> None:
+        """Show (or hide) each model's saliency map over the crop in the card, and the class picker."""
+        self.show_maps = bool(on)
+        if self.show_maps:
+            self.maps_bar.pack(side=tk.TOP, fill=tk.X, before=self._card_scroll)
+        else:
+            self.maps_bar.pack_forget()
+        self.draw_card()
+
+    def maps_for(self, face: Any) -> dict[str, np.ndarray] | None:
+        """The face's maps, computed on first use and kept until the faces change."""
+        if face.index not in self._maps:
+            self._maps[face.index] = self.explain(face)
+        return self._maps[face.index]
+
+    def target_class(self, pred: Any) -> int:
+        """Index of the class the maps explain: the picked one, or the model's top class."""
+        picked = self.class_var.get()
+        if picked in self.classes:
+            return self.classes.index(picked)
+        return int(np.argmax(np.asarray(pred.probs)))
+
     # ------------------------------------------------------------------ the card
 
     def draw_card(self) -> None:
@@ -195,21 +235,44 @@ class FacePanel:
         t = p.create_text(x, y2, text=f"ensemble of {len(self.models)} models\n{b.w}×{b.h} px at ({b.x}, {b.y})",
                           anchor=tk.NW, font=small, fill="#666666", width=wrap, tags=(tag,))
         y = max(y + side, p.bbox(t)[3]) + 8
-        charts = [(m.display_name, face.predictions[m.name]) for m in self.models if m.name in face.predictions]
-        charts.append(("ensemble", face.ensemble))
+        charts = [(m.display_name, face.predictions[m.name], m.name) for m in self.models
+                  if m.name in face.predictions]
+        charts.append(("ensemble", face.ensemble, None))
+        maps = self.maps_for(face) if self.show_maps else None
         ncols = max(1, min(len(charts), (pw - 20) // CHART_MIN_W))
         col_w = (pw - 20) // ncols
         row_bottom = y
-        for k, (name, pred) in enumerate(charts):
+        for k, (name, pred, model) in enumerate(charts):
             cx = 10 + (k % ncols) * col_w
             if k % ncols == 0:
                 y = row_bottom
-            row_bottom = max(row_bottom, self._draw_chart(name, pred, cx, y, col_w - 8, tag))
+            heat = maps.get(model) if maps is not None and model is not None else None
+            bottom = self._draw_chart(name, pred, cx, y, col_w - 8, tag, heat, face.crop, model)
+            row_bottom = max(row_bottom, bottom)
         p.create_rectangle(4, top - 4, pw - 4, row_bottom + 2, outline="#cccccc", tags=(tag,))
         return row_bottom
 
-    def _draw_chart(self, name: str, pred: Any, x: int, y: int, w: int, tag: str) -> int:
-        """A 7-bar horizontal chart; the top class in its colour and bold, the rest grey."""
+    def _draw_map(self, heat: np.ndarray, crop: Any, model: str, pred: Any, x: int, y: int, w: int, tag: str) -> int:
+        """The crop with the model's map for the target class over it, and what it shows; returns the new y."""
+        p = self.card
+        small = self.fonts["small"]
+        c = self.target_class(pred)
+        side = max(48, min(w, round(THUMB * self.fonts["bold"].metrics("linespace") / 17)))
+        pic = Image.fromarray(overlay(np.asarray(crop, np.uint8), heat[c], scale=4)).resize((side, side),
+                                                                                             Image.BILINEAR)
+        img = ImageTk.PhotoImage(pic, master=p)
+        self._images.append(img)
+        p.create_image(x, y, image=img, anchor=tk.NW, tags=(tag, "map"))
+        cls = self.classes[c] if c < len(self.classes) else str(c)
+        method = METHOD_TITLES.get(self.method_of(model), self.method_of(model))
+        t = p.create_text(x, y + side + 2, text=f"why {cls}: {method}", anchor=tk.NW, font=small, fill="#555555",
+                          width=w, tags=(tag, "map_caption"))
+        return p.bbox(t)[3] + 4
+
+    def _draw_chart(self, name: str, pred: Any, x: int, y: int, w: int, tag: str, heat: np.ndarray | None = None,
+                    crop: Any = None, model: str | None = None) -> int:
+        """A 7-bar horizontal chart; the top class in its colour and bold, the rest grey; with ``heat`` (the
+        model's maps, ``(classes, H, W)``), the crop with the map above the bars."""
         p = self.card
         bold, small, small_bold = self.fonts["bold"], self.fonts["small"], self.fonts["small_bold"]
         probs = np.asarray(pred.probs, dtype=float)
@@ -218,6 +281,8 @@ class FacePanel:
         t = p.create_text(x, y, text=title, anchor=tk.NW, font=title_font, fill=hex_color(pred.label),
                           width=w, tags=(tag, "row"))  # a very long model name wraps instead of overlapping
         y = p.bbox(t)[3] + 2
+        if heat is not None and model is not None:
+            y = self._draw_map(heat, crop, model, pred, x, y, w, tag)
         name_w = max(small.measure(c) for c in self.classes) + 8
         pct_w = small.measure("100%") + 6
         row_h = max(13, bold.metrics("linespace"))

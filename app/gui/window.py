@@ -147,6 +147,8 @@ class App:
         self.eye_var = tk.BooleanVar(master=root, value=eye_check)
         self.tta_var = tk.BooleanVar(master=root, value=tta)
         self.detector_var = tk.StringVar(master=root, value=detector)
+        self.maps_var = tk.BooleanVar(master=root, value=False)  # saliency maps in the card: no relabelling
+        self.maps_var.trace_add("write", lambda *_: self.panel.set_maps(self.maps_var.get()))
         self._options_applied = self._options()
         for var in (self.eye_var, self.tta_var, self.detector_var):
             var.trace_add("write", lambda *_: self._on_option_toggle())
@@ -169,8 +171,9 @@ class App:
         self.folder_btn = ttk.Button(bar, text="Open folder…", command=self.ask_open_folder)
         self.save_btn = ttk.Button(bar, text="Save annotated…", command=self.ask_save, state=tk.DISABLED)
         self.eye_chk = ttk.Checkbutton(bar, text="Verify eyes", variable=self.eye_var)
+        self.maps_chk = ttk.Checkbutton(bar, text="Saliency maps", variable=self.maps_var)
         self.fit_btn = ttk.Button(bar, text="Fit", command=lambda: self.photo.fit(), width=4)
-        for wdg in (self.open_btn, self.folder_btn, self.save_btn, self.eye_chk):
+        for wdg in (self.open_btn, self.folder_btn, self.save_btn, self.eye_chk, self.maps_chk):
             wdg.pack(side=tk.LEFT, padx=(0, 6))
         self.fit_btn.pack(side=tk.RIGHT)
 
@@ -191,6 +194,8 @@ class App:
         self.canvas = self.photo.canvas
         self.canvas.bind("<Configure>", self._on_canvas_resize, add=True)
         self.panel = FacePanel(body, self.fonts, self._on_panel_select)
+        self.panel.explain = self._explain_face
+        self.panel.method_of = lambda name: self.labeler.saliency_method(name) if self.labeler is not None else ""
         body.add(self.canvas, weight=1)
         body.add(self.panel.frame, weight=0)
         self.body = body
@@ -231,6 +236,7 @@ class App:
         optmenu.add_checkbutton(label="Verify eyes (fewer false faces)", variable=self.eye_var)
         optmenu.add_checkbutton(label="Flip test-time augmentation (more accurate, labelling 2× slower)",
                                 variable=self.tta_var)
+        optmenu.add_checkbutton(label="Saliency maps (where each model looked)", variable=self.maps_var)
         menubar.add_cascade(label="Options", menu=optmenu)
         detmenu = tk.Menu(menubar, tearoff=False)
         for name in DETECTORS:
@@ -273,6 +279,28 @@ class App:
     def set_tta(self, on: bool) -> None:
         """Turn flip test-time augmentation on/off; re-labels the current photo like the menu item does."""
         self.tta_var.set(bool(on))
+
+    def set_maps(self, on: bool) -> None:
+        """Show each model's saliency map in the selected face's card (no relabelling needed)."""
+        self.maps_var.set(bool(on))
+
+    def set_map_class(self, name: str) -> None:
+        """Explain ``name`` (an emotion) in every model's map, or each model's own top class with "predicted"."""
+        from app.gui.face_panel import PREDICTED
+
+        self.panel.class_var.set(name if name in self.panel.classes else PREDICTED)
+
+    def _explain_face(self, face: Any) -> dict[str, np.ndarray] | None:
+        """Every model's maps of one face (the panel caches them); None, with a line in Details, on failure."""
+        labeler = self.labeler
+        if labeler is None or not hasattr(labeler, "explain"):
+            return None
+        try:
+            maps = labeler.explain(np.asarray(face.crop, np.uint8)[None])
+        except Exception as e:  # a broken explainer must cost the maps, never the window
+            self._set_detail(f"saliency maps failed: {type(e).__name__}: {' '.join(str(e).split())}")
+            return None
+        return {name: m[0] for name, m in maps.items()}
 
     def set_detector(self, name: str) -> None:
         """Pick the face detector (one of app.detect.DETECTORS); re-labels like the Detector menu does."""
