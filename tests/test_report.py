@@ -85,6 +85,6 @@ def test_recipe_table_says_what_each_ingredient_added(tmp_path):
     base = run("ff-base", 0.50)
     kd = run("ff-kd", 0.53, raw=0.52, distill="t.npz", distill_alpha=0.7, distill_temperature=4, ema=0.999)
     lines = report.recipe_table([base, kd]).splitlines()
-    assert "| `ff-base` | ff | plain | 2/2 | 50.00% | — | +0.00 | 2 |" == lines[2]
+    assert lines[2] == "| `ff-base` | ff | plain | 2/2 | 50.00% | — | +0.00 | 2 |"
     assert "distillation (alpha 0.7, T 4, teachers all), EMA 0.999" in lines[3]
     assert "| 53.00% | 52.00% | +3.00 |" in lines[3]
