@@ -159,6 +159,7 @@ def test_distill_cli_writes_an_archive_training_accepts(tmp_path, monkeypatch, c
     info, logits = distill.load(out)
     assert info["models"] == ["cnn", "ff", "resnet18"] and logits["cnn"].shape == (70, 7)
     assert set(info["train_accuracy"]) == {"cnn", "ff", "resnet18", "ensemble"}
+    assert set(info["teacher_sha256"]) == {"cnn", "ff", "resnet18"}
     common = ["--data", str(csv_path), "--log-root", str(tmp_path / "logs"), "--quiet", "--threads", "1",
               "--no-export"]
     assert train.main(["--model", "ff", "--epochs", "1", "--batch-size", "16", "--distill", str(out),

@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from training.datasets import DatasetError, load_fer2013
+    from training.evaluate import zoo_models
 
     try:
         data = load_fer2013(args.data)
@@ -149,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         acc = {m: round(float((v.argmax(1) == labels).mean()), 4) for m, v in logits.items()}
         ens = teacher_probs(logits, weights, 1.0, list(logits)).argmax(1)
         acc["ensemble"] = round(float((ens == labels).mean()), 4)
+        files = {m.name: hashlib.sha256(m.file.read_bytes()).hexdigest() for m in zoo_models(args.zoo)}
         save(args.out, logits, weights, images_digest(images),
-             {"zoo": str(args.zoo), "tta": args.tta, "augmented": args.augmented, "train_accuracy": acc})
+             {"zoo": str(args.zoo), "teacher_sha256": files, "tta": args.tta, "augmented": args.augmented,
+              "train_accuracy": acc})
     except (DatasetError, ValueError, FileNotFoundError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
