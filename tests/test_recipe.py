@@ -104,7 +104,7 @@ def teacher_archive(tmp_path):
     zoo = build_zoo(tmp_path / "zoo")
     logits, weights = distill.compute_teacher_logits(zoo, data.train.images, progress=False)
     path = tmp_path / "teacher.npz"
-    distill.save(path, logits, weights, distill.images_digest(data.train.images), {})
+    distill.save(path, logits, weights, distill.images_digest(data.train.images), {"teacher_sha256": {"cnn": "ab"}})
     return data, path
 
 
@@ -141,6 +141,9 @@ def test_run_with_distillation_mixing_and_averaging_resumes_exactly(tmp_path, mo
     best = checkpoint.load(tmp_path / "whole" / "best.pt")
     top = max(whole.history, key=lambda h: h["val_acc"])
     assert best["epoch"] == top["epoch"]
+    from training.summary import training_summary
+
+    assert training_summary(tmp_path / "whole", data)["teacher"]["teacher_sha256"] == {"cnn": "ab"}
 
 
 def test_distillation_refuses_an_archive_of_other_images(tmp_path, teacher_archive):

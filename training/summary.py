@@ -53,8 +53,14 @@ def training_summary(run_dir: Path, data: FER2013) -> dict:
         log_dir = str(run_dir.resolve().relative_to(ROOT))
     except ValueError:
         log_dir = str(run_dir)
+    teacher = {}
+    if cfg.distill and Path(cfg.distill).exists():  # which zoo taught it: the archive names its files' sha256
+        from training.distill import load as load_teacher
+
+        info = load_teacher(cfg.distill)[0]
+        teacher = {"teacher": {k: info[k] for k in ("zoo", "teacher_sha256", "tta", "weights") if k in info}}
     return {
-        "config": dataclasses.asdict(cfg), "epochs": len(history), "best_epoch": state["best_epoch"],
+        **teacher, "config": dataclasses.asdict(cfg), "epochs": len(history), "best_epoch": state["best_epoch"],
         "train_images": int(train_images), "seconds": round(state["seconds"], 1),
         "images_per_second": round(seen / state["seconds"], 1) if state["seconds"] else 0.0,
         **device_record(history),
