@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tests.fer_synth import make_fer, write_csv
+from tests.kill import fit_killed_at_epoch
 from training import checkpoint, train
 from training.device import DeviceError, resolve_device
 from training.precision import FP32, choose_precision, cpu_has_native_bf16
@@ -117,10 +118,6 @@ def test_two_gloo_processes_train_like_one_and_export(tmp_path, fer_csv, monkeyp
     assert out.shape == (3, 7) and np.isfinite(out).all()
 
 
-class _Kill(BaseException):
-    pass
-
-
 def test_distributed_resume_continues_a_killed_run(tmp_path, fer_csv, monkeypatch):
     monkeypatch.setenv("EMOTIONLENS_CACHE", str(tmp_path / "cache"))
     torch.set_num_threads(1)
@@ -128,17 +125,7 @@ def test_distributed_resume_continues_a_killed_run(tmp_path, fer_csv, monkeypatc
     cfg = _single(fer_csv, tmp_path, 2)
     fit(cfg, data, tmp_path / "whole", progress=False, tensorboard=False)
 
-    real_epoch = train.train_epoch
-
-    def dying_epoch(*args):
-        if args[7] == 2:
-            raise _Kill
-        return real_epoch(*args)
-
-    monkeypatch.setattr(train, "train_epoch", dying_epoch)
-    with pytest.raises(_Kill):
-        fit(cfg, data, tmp_path / "logs" / "ff-cut", progress=False, tensorboard=False)
-    monkeypatch.setattr(train, "train_epoch", real_epoch)
+    fit_killed_at_epoch(monkeypatch, cfg, data, tmp_path / "logs" / "ff-cut")
     _torchrun(["--resume", str(tmp_path / "logs" / "ff-cut"), "--data", str(fer_csv), "--device", "cpu",
                "--quiet", "--no-export"], tmp_path)
     history = json.loads((tmp_path / "logs" / "ff-cut" / "history.json").read_text())

@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import build_zoo
 from tests.fer_synth import make_fer, write_csv
+from tests.kill import fit_killed_at_epoch
 from training import checkpoint, distill, train
 from training.averaging import WeightAverage
 from training.batches import mix_batch
@@ -108,27 +109,13 @@ def teacher_archive(tmp_path):
     return data, path
 
 
-class _Kill(BaseException):
-    pass
-
-
 def test_run_with_distillation_mixing_and_averaging_resumes_exactly(tmp_path, monkeypatch, teacher_archive):
     data, archive = teacher_archive
     cfg = _cfg(distill=str(archive), distill_teachers="others", ema=0.9, mix="cutmix", mix_alpha=1.0)
     whole = fit(cfg, data, tmp_path / "whole", progress=False, tensorboard=False)
     assert {"val_acc_raw", "val_loss_raw"} <= set(whole.history[0])
 
-    real_epoch = train.train_epoch
-
-    def dying_epoch(*args):
-        if args[7] == 2:
-            raise _Kill
-        return real_epoch(*args)
-
-    monkeypatch.setattr(train, "train_epoch", dying_epoch)
-    with pytest.raises(_Kill):
-        fit(cfg, data, tmp_path / "cut", progress=False, tensorboard=False)
-    monkeypatch.setattr(train, "train_epoch", real_epoch)
+    fit_killed_at_epoch(monkeypatch, cfg, data, tmp_path / "cut")
     resumed = fit(cfg, data, tmp_path / "cut", resume=True, progress=False, tensorboard=False)
     for a, b in zip(whole.history, resumed.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
