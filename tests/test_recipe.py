@@ -159,3 +159,18 @@ def test_distill_cli_writes_an_archive_training_accepts(tmp_path, monkeypatch, c
     assert config["distill"] == str(out) and config["ema"] == 0.99 and config["mix"] == "mixup"
     assert distill.main(["--zoo", str(tmp_path / "nope"), "--data", str(csv_path), "--out", str(out)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_resume_may_raise_the_patience_of_an_early_stopped_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTIONLENS_CACHE", str(tmp_path / "cache"))
+    csv_path = write_csv(make_fer(48, 14, 7), tmp_path / "fer.csv")
+    common = ["--data", str(csv_path), "--log-root", str(tmp_path / "logs"), "--quiet", "--threads", "1",
+              "--no-export"]
+    assert train.main(["--model", "cnn", "--width", "4", "--epochs", "5", "--batch-size", "16", "--lr", "1e-9",
+                       "--scheduler", "none", "--patience", "1", *common]) == 0
+    (run,) = (tmp_path / "logs").iterdir()
+    stopped = len(json.loads((run / "history.json").read_text()))
+    assert stopped < 5
+    assert train.main(["--resume", str(run), "--patience", "99", *common]) == 0
+    assert len(json.loads((run / "history.json").read_text())) == 5
+    assert checkpoint.load(run / "last.pt")["config"]["patience"] == 99

@@ -450,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--mix", choices=["none", "mixup", "cutmix"], help="mix each batch with a permutation of itself: mixup "
       "blends two faces, cutmix pastes a box of one into the other (default: none)")
     a("--mix-alpha", type=float, help="Beta(a, a) parameter of the mixing share (default: 0.2)")
-    a("--patience", type=int, help="early stop after this many epochs without validation gain (default: 10)")
+    a("--patience", type=int, help="early stop after this many epochs without validation gain (default: 10); "
+      "with --resume it replaces the run's own, e.g. to let an early-stopped onecycle run finish its schedule")
     a("--seed", type=int, help="random seed (default: 0)")
     a("--limit", type=int, help="train on the first N training images only (quick runs)")
     a("--no-amp", "--no-bf16", dest="bf16", action="store_false", default=None,
@@ -518,6 +519,8 @@ def plan_run(args: argparse.Namespace, ctx: distributed.Dist, device: torch.devi
             if args.resume:
                 run_dir = find_resumable(log_root, args.model) if args.resume == "latest" else Path(args.resume)
                 cfg = TrainConfig.from_dict(checkpoint.load(run_dir / "last.pt")["config"])
+                if args.patience is not None:  # the one setting a resumed run may change: stop later or sooner
+                    cfg.patience = args.patience
             else:
                 cfg = config_from_args(args)
                 run_dir = new_run_dir(cfg.model, log_root)
