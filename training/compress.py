@@ -6,7 +6,8 @@ Two formats, chosen by measurement on this project's models:
   the Cast nodes into constants), so inference runs in fp32 at fp32 speed from a file half the size.
 * ``int8``: onnxruntime's dynamic quantization, per channel. It suits the fully connected ``ff`` (4x smaller and
   faster), but its integer convolutions ran 5x slower than fp32 for the CNN and ResNet18 here, so use ``fp16``
-  for those.
+  for those. Its activation scale comes from the whole batch, so a face's logits depend slightly on the other
+  faces in its batch; the shipped zoo uses fp16 for that reason.
 """
 
 from __future__ import annotations
