@@ -14,7 +14,11 @@ import torch
 
 
 class WeightAverage:
-    """An EMA copy of ``net``; :meth:`update` after each optimizer step."""
+    """An EMA copy of ``net``; :meth:`update` after each optimizer step.
+
+    It follows the module it was made from, not whatever wrapper the loop steps (DDP, torch.compile), whose
+    state-dict keys carry prefixes.
+    """
 
     def __init__(self, net: torch.nn.Module, decay: float):
         self.model = copy.deepcopy(net).eval()
@@ -22,12 +26,14 @@ class WeightAverage:
             p.requires_grad_(False)
         self.decay = decay
         self.updates = 0
+        self._source = net
 
     @torch.no_grad()
-    def update(self, net: torch.nn.Module) -> None:
+    def update(self, net: torch.nn.Module | None = None) -> None:
+        """Move the average towards ``net`` (default: the module it was made from)."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        mine, theirs = self.model.state_dict(), net.state_dict()
+        mine, theirs = self.model.state_dict(), (net or self._source).state_dict()
         floats = [k for k, v in mine.items() if v.dtype.is_floating_point]
         torch._foreach_lerp_([mine[k] for k in floats], [theirs[k].detach() for k in floats], 1 - d)
         for k, v in mine.items():

@@ -179,7 +179,7 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
             opt.step()
         sched.step()
         if average is not None:
-            average.update(model.module if hasattr(model, "module") else model)
+            average.update()
         total_loss += loss.detach() * (big / world)
         correct += (logits.detach().argmax(1) == y).sum()
         if step % CHECK_EVERY == 0 or step == steps - 1:
