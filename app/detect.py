@@ -21,8 +21,11 @@ and 426x240 frames; its docstring has the tables. In short:
 * Large photos (``LARGE_PHOTO`` and below, measured with ``benchmarks/large_photos.py``): bald_guys.jpg
   tiled 3x3 (5958x4635, 216 faces of 2.0-5.9% of the long side) got 110 faces from the 640 px copy alone
   and gets 212 (98%, no false box) with the small-face pass, at 3.4x the CPU time (1.37 -> 4.65 s of CPU,
-  most of it the eye check of 216 faces at ~10 ms each). Photos up to 2500 px (1080p and every shared
-  photo) take exactly the old path, so their boxes and cost are unchanged.
+  most of it the eye check of 216 faces at ~10 ms each; the eye checks now share the cores, see
+  ``_eye_checks``). Photos up to 2500 px (1080p and every shared photo) take exactly the old path, so their
+  boxes and cost are unchanged. ``SMALL_SCALE_FACTOR`` (``large_photos.py --sweep``, 3 interleaved runs on the
+  loaded machine): 1.15 / 1.2 / 1.25 / 1.3 found 212 / 211 / 207 / 207 faces in 2.65 / 2.31 / 2.12 / 2.00 s
+  (4.6 / 4.0 / 3.7 / 3.6 s of CPU); none reaches the issue's 1.5 s, so recall decided: 1.15.
 
 Eye check (``find_eyes``/``count_eyes``): a face counts when ``haarcascade_eye`` finds at least ``MIN_EYES`` = 1 eye in
 its upper part. Measured on 379 faces found in FER2013 validation images (turned heads, squints, glasses,
@@ -49,7 +52,9 @@ instead of 88%, no negative more; the extra cost falls only on boxes the first c
 
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -312,6 +317,28 @@ def eye_pair(
     return None
 
 
+# Eye checks of many faces run on a small pool of threads (OpenCV releases the GIL while a cascade runs). One
+# 160 px face is too small for OpenCV's own threads to share well: on the 24-face collage tiled 3x3 (212 faces,
+# ~8 ms each), the checks took 1.70 s one after another with OpenCV's 2 threads and 1.08-1.16 s on 2 pool
+# threads (``benchmarks/large_photos.py``). Below EYE_POOL_MIN faces the pool's hand-offs are not worth it.
+EYE_POOL_MIN = 4
+_pool_lock = threading.Lock()
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool): a forked child starts anew
+
+
+def _eye_checks(gray: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> list[list[tuple[float, float]]]:
+    """:func:`find_eyes_with_fallback` for each box, in order; on a pool of threads when there are many."""
+    threads = max(1, cv2.getNumThreads())
+    if len(boxes) < EYE_POOL_MIN or threads < 2:
+        return [find_eyes_with_fallback(gray, b) for b in boxes]
+    global _pool
+    with _pool_lock:  # one pool per process, its threads kept: each loads the eye cascades once (thread-local)
+        if _pool is None or _pool[:2] != (os.getpid(), threads):
+            _pool = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eye-check"))
+        pool = _pool[2]
+    return list(pool.map(lambda b: find_eyes_with_fallback(gray, b), boxes))
+
+
 DETECTORS = ("haar", "mtcnn")  # the first is the default; --detector in the app, the batch command and the benchmarks
 
 
@@ -346,13 +373,12 @@ def detect_faces(
         raise ValueError(f"unknown detector {detector!r}: choose {', '.join(DETECTORS)}")
     gray = to_gray(rgb)
     H, W = gray.shape[:2]
+    found = candidates(gray, work_size=work_size)
+    checked = _eye_checks(gray, found) if eye_check else [[] for _ in found]
     out: list[Box] = []
-    for x, y, w, h in candidates(gray, work_size=work_size):
-        eyes: list[tuple[float, float]] = []
-        if eye_check:
-            eyes = find_eyes_with_fallback(gray, (x, y, w, h))
-            if len(eyes) < MIN_EYES:
-                continue
+    for (x, y, w, h), eyes in zip(found, checked, strict=True):
+        if eye_check and len(eyes) < MIN_EYES:
+            continue
         cx0, cy0, cx1, cy1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
         if cx1 - cx0 < 2 or cy1 - cy0 < 2:
             continue

@@ -29,7 +29,10 @@ single-core CPU ms for a 1920x1080 photo; and ``--part rotated --part covered`` 
   itself (crop 0.986x the box), where a Haar box needs 1.09x (``app.crop.CROP_SCALE``).
 
 Speed (single-core CPU ms, ``--threads 1``): about 245 ms for a 1920x1080 photo, most of it P-Net on the
-first pyramid level (1152x648 for 20 px faces); see README's "Two detectors" table for the rest.
+first pyramid level (1152x648 for 20 px faces); see README's "Two detectors" table for the rest. On the tiled
+6000 px crowd photo the numpy around the nets mattered too: NMS over ~4,400 proposals (now block-wise, the
+same boxes) and cutting ~5,700 crops (now straight from the level when inside it) took 0.29 and 0.38 s of
+its ~1.7 s; now 0.14 and ~0.3 s, with identical boxes and landmarks on all 31 photos compared.
 """
 
 from __future__ import annotations
@@ -122,21 +125,66 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {a.shape}")
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, by_min: bool = False) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best score first; overlap is IoU or intersection/smaller."""
+def _pairs_between(boxes: np.ndarray, area: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float,
+                   by_min: bool) -> np.ndarray:
+    """``[P, 2]`` pairs (row box, column box) of ``rows`` x ``cols`` that overlap by more than ``threshold``."""
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    area = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
+    r, c = rows[:, None], cols[None, :]
+    iw = np.maximum(0, np.minimum(x2[r], x2[c]) - np.maximum(x1[r], x1[c]))
+    ih = np.maximum(0, np.minimum(y2[r], y2[c]) - np.maximum(y1[r], y1[c]))
+    inter = iw * ih
+    denom = np.minimum(area[r], area[c]) if by_min else area[r] + area[c] - inter
+    i, j = np.nonzero(inter > threshold * np.maximum(denom, 1e-9))
+    return np.stack([rows[i], cols[j]], axis=1)
+
+
+def _overlapping_pairs(boxes: np.ndarray, threshold: float, by_min: bool, block: int = 256) -> np.ndarray:
+    """``[P, 2]`` index pairs (i < j, each once) of boxes overlapping by more than ``threshold``.
+
+    A crowd photo gives a few thousand proposals, mostly far apart: comparing each with all the others (the
+    textbook loop) cost 150 ms of the tiled 6000 px photo. Here the boxes are taken in order of their left
+    edge, a block at a time, and each block is compared only with itself and the later boxes whose left edge
+    lies before the block's rightmost right edge: of two overlapping boxes, the one that starts further
+    left always finds the other that way.
+    """
+    n = len(boxes)
+    if n < 2:
+        return np.zeros((0, 2), np.int64)
+    x1, x2 = boxes[:, 0], boxes[:, 2]
+    area = np.maximum(0, x2 - x1) * np.maximum(0, boxes[:, 3] - boxes[:, 1])
+    by_x = np.argsort(x1, kind="stable")
+    sx1 = x1[by_x]
+    found = []
+    for a in range(0, n, block):
+        rows = by_x[a : a + block]
+        hi = np.searchsorted(sx1, float(np.max(x2[rows])), side="left")
+        found.append(_pairs_between(boxes, area, rows, by_x[a:hi], threshold, by_min))
+    pairs = np.concatenate(found)
+    pairs = np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, by_min: bool = False) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first; overlap is IoU or intersection/smaller.
+
+    Exactly the textbook loop (keep the best box, drop every box overlapping it by more than ``threshold``,
+    repeat), computed from the overlapping pairs: only boxes that overlap another need the loop at all.
+    """
     order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        iw = np.maximum(0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        ih = np.maximum(0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        inter = iw * ih
-        denom = np.minimum(area[i], area[rest]) if by_min else area[i] + area[rest] - inter
-        order = rest[inter <= threshold * np.maximum(denom, 1e-9)]
-    return np.asarray(keep, dtype=np.int64)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    pairs = _overlapping_pairs(boxes, threshold, by_min)
+    dropped = np.zeros(len(order), bool)
+    if len(pairs):
+        a, b = rank[pairs[:, 0]], rank[pairs[:, 1]]
+        better, worse = np.minimum(a, b), np.maximum(a, b)  # ranks: the better box may suppress the worse
+        by_better = np.argsort(better, kind="stable")
+        better, worse = better[by_better], worse[by_better]
+        starts = np.searchsorted(better, np.arange(len(order) + 1))
+        for r in np.unique(better):
+            if not dropped[r]:
+                dropped[worse[starts[r] : starts[r + 1]]] = True
+    return order[~dropped]
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -165,19 +213,29 @@ def _crops(sources: list[Level], boxes: np.ndarray, side: int) -> np.ndarray:
 
     Each crop is cut from the smallest pyramid level that still has ``side`` pixels across the box (the photo
     itself for small boxes): resampling a 1000 px box from the photo for a 24 px crop cost more than all three
-    nets together on a 1080p photo, and the level already holds the same pixels area-averaged.
+    nets together on a 1080p photo, and the level already holds the same pixels area-averaged. A box inside
+    the frame is resized straight from the level (no copy); only one that sticks out is padded with zeros.
     """
     out = np.zeros((len(boxes), side, side, 3), np.float32)
-    for k, box in enumerate(boxes[:, :4]):
-        need = side / max(box[2] - box[0], 1e-6)
-        sx, sy, img = next((lv for lv in reversed(sources) if min(lv[0], lv[1]) >= need), sources[0])
+    if not len(boxes):
+        return out.transpose(0, 3, 1, 2)
+    # The level for each box: the last (smallest) whose scale still gives the box ``side`` pixels, else the photo.
+    scales = np.array([min(sx, sy) for sx, sy, _ in sources])
+    need = side / np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6)
+    ok = scales[None, :] >= need[:, None]
+    level = np.where(ok.any(axis=1), len(sources) - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
+    for k, (box, lv) in enumerate(zip(boxes[:, :4], level, strict=True)):
+        sx, sy, img = sources[lv]
         x1, y1, x2, y2 = np.round(box * (sx, sy, sx, sy)).astype(np.int64)
         H, W = img.shape[:2]
         w, h = max(1, x2 - x1), max(1, y2 - y1)
-        patch = np.zeros((h, w, 3), np.uint8)
-        sx0, sy0, sx1, sy1 = max(0, x1), max(0, y1), min(W, x1 + w), min(H, y1 + h)
-        if sx1 > sx0 and sy1 > sy0:
-            patch[sy0 - y1 : sy1 - y1, sx0 - x1 : sx1 - x1] = img[sy0:sy1, sx0:sx1]
+        if x1 >= 0 and y1 >= 0 and x1 + w <= W and y1 + h <= H:
+            patch = img[y1 : y1 + h, x1 : x1 + w]
+        else:
+            patch = np.zeros((h, w, 3), np.uint8)
+            sx0, sy0, sx1, sy1 = max(0, x1), max(0, y1), min(W, x1 + w), min(H, y1 + h)
+            if sx1 > sx0 and sy1 > sy0:
+                patch[sy0 - y1 : sy1 - y1, sx0 - x1 : sx1 - x1] = img[sy0:sy1, sx0:sx1]
         interp = cv2.INTER_AREA if max(w, h) > side else cv2.INTER_LINEAR
         out[k] = cv2.resize(patch, (side, side), interpolation=interp)
     return out.transpose(0, 3, 1, 2)

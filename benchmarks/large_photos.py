@@ -18,12 +18,16 @@ coarse scale steps find some sizes and miss their neighbours).
 
 Skips (exit 0) when ../shared is absent.
 
-Run: ``python benchmarks/large_photos.py [--shared ../shared] [--runs 3]``.
+``--sweep`` instead times the small-face pass's scale factor (``SMALL_SCALE_FACTOR``) at 1.15-1.3 on the tiled
+photo, interleaved: recall, false boxes, seconds, as used to choose it.
+
+Run: ``python benchmarks/large_photos.py [--shared ../shared] [--runs 3] [--sweep]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -67,6 +71,21 @@ def first_pass_only(gray: np.ndarray) -> list[D.Box]:
         D.LARGE_PHOTO = saved
 
 
+SWEEP = (1.15, 1.2, 1.25, 1.3)
+
+
+def with_small_scale_factor(sf: float):  # noqa: ANN201 - a detector function
+    """``detect_faces`` with the small-face pass's scale factor set to ``sf`` for the call."""
+    def run(gray: np.ndarray) -> list[D.Box]:
+        saved = D.SMALL_SCALE_FACTOR
+        D.SMALL_SCALE_FACTOR = sf
+        try:
+            return D.detect_faces(gray)
+        finally:
+            D.SMALL_SCALE_FACTOR = saved
+    return run
+
+
 def predicted_min_face(long_side: int) -> float:
     frac = D.SMALL_FACE if long_side > D.LARGE_PHOTO else D.MIN_SIZE / D.WORK_SIZE
     return max(D.MIN_SIZE, frac * long_side)
@@ -77,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                                 epilog="example: python benchmarks/large_photos.py --runs 3")
     p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="timed runs per detector (default: %(default)s)")
+    p.add_argument("--sweep", action="store_true", help="time the small-face pass's scale factor instead "
+                   "(1.15-1.3; app/detect.py's SMALL_SCALE_FACTOR), e.g. --sweep --runs 3")
     args = p.parse_args(argv)
     src = args.shared / "data" / "group_photos" / "bald_guys.jpg"
     if not src.is_file():
@@ -93,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| detector | faces found (IoU >= 0.4) | recall | false boxes | s per photo (median) | CPU s (median) |")
     print("|---|---|---|---|---|---|")
     arms = {"640 px working copy only (before)": first_pass_only, "detect_faces (now)": D.detect_faces}
+    if args.sweep:
+        arms = {f"small-face pass, scale factor {sf}": with_small_scale_factor(sf) for sf in SWEEP}
     times: dict[str, list[float]] = {name: [] for name in arms}
     cpu: dict[str, list[float]] = {name: [] for name in arms}
     results = {}
@@ -106,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         hit, false = recall([(b.x, b.y, b.w, b.h) for b in boxes], truth)
         print(f"| {name} | {hit} of {len(truth)} | {100 * hit / len(truth):.0f}% | {false} | "
               f"{statistics.median(times[name]):.2f} | {statistics.median(cpu[name]):.2f} |")
+    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end)" if hasattr(os, "getloadavg")
+          else "")
+    if args.sweep:
+        return 0
     print()
     print("| photo size | rule | smallest face found | every face found from |")
     print("|---|---|---|---|")

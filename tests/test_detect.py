@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import cv2
@@ -198,6 +199,23 @@ def test_small_faces_in_a_large_photo_are_found(sample_photo):
         assert detect_faces(frame) == []
     finally:
         D.LARGE_PHOTO = saved
+
+
+def test_eye_checks_on_a_pool_of_threads_give_the_same_faces(sample_photo, monkeypatch):
+    """Many faces are eye-checked on threads; the faces, their eyes and their order must not change."""
+    sample = load_image(sample_photo)
+    crowd = np.ascontiguousarray(np.tile(sample, (2, 3, 1)))  # six faces, each checked by find_eyes
+    monkeypatch.setattr(cv2, "getNumThreads", lambda: 2)  # the pool also on a one-core test machine
+    calls = []
+    real = D.find_eyes_with_fallback
+    monkeypatch.setattr(D, "find_eyes_with_fallback",
+                        lambda g, b: calls.append(threading.current_thread().name) or real(g, b))
+    pooled = detect_faces(crowd)
+    monkeypatch.setattr(D, "EYE_POOL_MIN", 10**9)
+    one_by_one = detect_faces(crowd)
+    assert len(pooled) == 6 and pooled == one_by_one
+    assert all(len(b.landmarks) == 2 for b in pooled)
+    assert len(calls) == 12 and sum(name.startswith("eye-check") for name in calls) == 6
 
 
 # The boxes the detector gave on ../shared/data/photos before the alignment and speed work (main at 32f6e9d):

@@ -132,6 +132,58 @@ def test_min_face_is_one_percent_of_the_long_side_with_a_floor():
     assert scales[0] == pytest.approx(0.6) and 1080 * scales[-1] >= 12 > 1080 * scales[-1] * mtcnn.FACTOR
 
 
+def textbook_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, by_min: bool = False) -> list[int]:
+    """Greedy NMS as MTCNN's papers and facenet-pytorch write it, one box at a time: the reference."""
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
+    order, keep = list(np.argsort(-scores, kind="stable")), []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        rest = []
+        for j in order:
+            inter = max(0, min(x2[i], x2[j]) - max(x1[i], x1[j])) * max(0, min(y2[i], y2[j]) - max(y1[i], y1[j]))
+            denom = min(area[i], area[j]) if by_min else area[i] + area[j] - inter
+            if inter <= threshold * max(denom, 1e-9):
+                rest.append(j)
+        order = rest
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_keeps_exactly_what_the_textbook_loop_keeps(seed):
+    """The block-wise pair search must find every overlap, also with a few very wide boxes (coarse pyramid
+    levels), tied scores, zero-area boxes and boxes that only touch."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    xy = rng.uniform(0, 600, (n, 2)).round(0 if seed % 2 else 3)
+    wh = rng.uniform(1, 60, (n, 2))
+    wh[rng.random(n) < 0.05] *= 15  # the widest few
+    wh[rng.random(n) < 0.03] = 0  # degenerate
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    boxes[1, :] = [boxes[0, 2], boxes[0, 1], boxes[0, 2] + 10, boxes[0, 3]]  # touches box 0's right edge
+    scores = rng.uniform(0, 1, n).round(1)  # many ties: the stable order must match too
+    for threshold, by_min in ((0.5, False), (0.7, False), (0.7, True), (0.2, True)):
+        assert mtcnn.nms(boxes, scores, threshold, by_min).tolist() == textbook_nms(boxes, scores, threshold, by_min)
+    assert mtcnn.nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+    assert mtcnn.nms(boxes[:1], scores[:1], 0.5).tolist() == [0]
+
+
+def test_crops_inside_and_across_the_frame_edge():
+    """A crop inside the level is resized from it directly; one across the edge is zero-padded first; both
+    must equal resizing the zero-padded patch, as MTCNN was trained."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 50, 60], [-8, 100, 30, 138], [150, 5, 190, 45], [60.4, 30.6, 61.0, 31.2]])
+    got = mtcnn._crops([(1.0, 1.0, img)], boxes, 24).transpose(0, 2, 3, 1)
+    padded = cv2.copyMakeBorder(img, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=0)
+    for crop, (x1, y1, x2, y2) in zip(got, np.round(boxes).astype(int), strict=True):
+        w, h = max(1, x2 - x1), max(1, y2 - y1)
+        patch = padded[y1 + 50 : y1 + 50 + h, x1 + 50 : x1 + 50 + w]
+        want = cv2.resize(patch, (24, 24), interpolation=cv2.INTER_AREA if max(w, h) > 24 else cv2.INTER_LINEAR)
+        assert np.array_equal(crop, want)
+
+
 def test_registered_after_haar():
     assert DETECTORS[0] == "haar" and "mtcnn" in DETECTORS
 
