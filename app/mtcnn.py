@@ -14,6 +14,16 @@ single-core CPU ms for a 1920x1080 photo; and ``--part rotated --part covered`` 
   in a 6000 px photo, the issue's target: bald_guys.jpg tiled 3x3 keeps 96% of its faces) but never under
   20 px. Floors of 24, 30 and 40 px cut the 1080p time from 245 to 185, 128 and 86 ms but each missed a
   face of the group photos; 12 and 16 px missed one and added a false box. Only 20 was right on all 14.
+* ``MIN_FACE_RELATIVE`` / ``MIN_FACE_CAP``: and never under 2% of the long side, up to 40 px. The group photos
+  (<= 800 px) keep their 20 px floor, photos from 4000 px keep 1%, and in between (a 1080p photo: 38 px
+  instead of 20) the pyramid loses its costliest levels. Those levels found nothing right there and one thing
+  wrong: on two_people.jpg upscaled into a 1920x1080 frame (``python -m benchmarks``' 1080p photo) a jacket
+  button came out as a 22 px face (O-Net 0.92), and a 20-38 px face in a 1080p photo is too small to label
+  well (FER2013 faces are 48 px). ``detector_compare.py --part sweep`` (2 threads, wall-clock, beside a
+  training run, load 4.9): on the 14 photos, their 70 turned and covered variants and that frame, the rule
+  gets 14/14, 63/70 and 2 faces in 74 ms per 1080p photo; 20 px alone 14/14, 62/70 and 3 faces (the button)
+  in 149 ms; 2% up to 30 px the same as the rule in 105 ms; 3% up to 40 px (40 px at 1080p) the same; floors of
+  24-40 px for every photo size lose a face of the group photos.
 * ``FACTOR`` 0.709 (each pyramid level halves the area), MTCNN's own.
 * ``THRESHOLDS`` (P-Net, R-Net, O-Net face probability): P-Net 0.5-0.8 are all right on the 14 photos; R-Net
   0.6 and 0.7 are, 0.8 loses a face; O-Net 0.6 adds a false box, 0.7-0.9 are right. On the same photos
@@ -55,6 +65,7 @@ REBUILD = "python packaging/build_mtcnn.py"
 
 MIN_FACE_FRACTION = 0.01
 MIN_FACE_PX = 20
+MIN_FACE_RELATIVE, MIN_FACE_CAP = 0.02, 40.0
 FACTOR = 0.709
 THRESHOLDS = (0.7, 0.7, 0.8)
 NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
@@ -246,9 +257,13 @@ def _batched(run: Runner, x: np.ndarray) -> list[np.ndarray]:
     return [np.concatenate(p) for p in zip(*parts, strict=True)]
 
 
-def min_face_size(shape: tuple[int, ...], fraction: float = MIN_FACE_FRACTION, floor: int = MIN_FACE_PX) -> float:
-    """Smallest face side (pixels) the pyramid looks for: ``fraction`` of the long side, at least ``floor``."""
-    return max(float(floor), fraction * max(shape[:2]))
+def min_face_size(shape: tuple[int, ...], fraction: float = MIN_FACE_FRACTION, floor: int = MIN_FACE_PX,
+                  relative: float = MIN_FACE_RELATIVE, cap: float = MIN_FACE_CAP) -> float:
+    """Smallest face side (pixels) the pyramid looks for: ``fraction`` of the long side, at least ``floor``, and
+    at least ``relative`` of the long side up to ``cap`` pixels (20 px up to 1000 px, 38 px at 1920, 40 px
+    from 2000 to 4000 px, then 1%)."""
+    long_side = max(shape[:2])
+    return max(float(floor), min(relative * long_side, cap), fraction * long_side)
 
 
 def pyramid_scales(shape: tuple[int, ...], min_face: float, factor: float = FACTOR) -> list[float]:

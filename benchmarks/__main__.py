@@ -22,10 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Measure training images/s per model, labelling ms per face (each model and the ensemble), "
-        "detection + labelling ms per photo at 240p/720p/1080p, the ensemble's cost over its models' and "
-        "app.batch's ms per photo with 1 and 2 workers (engine), the saliency maps' ms per face on and their cost "
-        "off (saliency), app start-up and the bundle size on this "
-        "machine, and print them as a Markdown table of medians over repeated runs.",
+        "detection + labelling ms per photo at 240p/720p/1080p (Haar and MTCNN), the ensemble's cost over its "
+        "models' and app.batch's ms per photo with 1 and 2 workers (engine), the saliency maps' ms per face on and "
+        "their cost off (saliency), app start-up and the bundle size on this machine, and print them as a Markdown "
+        "table of medians over repeated runs.",
         epilog="examples:\n"
         "  OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks --threads 1\n"
         "  python -m benchmarks --only label --only startup --quick --zoo models_zoo\n"

@@ -270,12 +270,19 @@ def part_sweep(sets: dict, shared: Path) -> list[str]:
     """MTCNN alone: each threshold around the default, then the min-face floor, with time on 1080p and tiled."""
     photos = [(rgb, want) for rgb, want, _ in _all_photos({k: v for k, v in sets.items() if k != "sample"})]
     hd = cv2.resize(load_image(shared / "data" / "photos" / "two_people.jpg"), (1920, 1080))
-    lines = ["| setting | right count | missed | false boxes | recall (annotated) | ms 1080p |",
-             "|---|---|---|---|---|---|"]
+    from benchmarks.label_speed import frame  # python -m benchmarks' 1080p photo: two_people.jpg upscaled
 
-    def row(label: str, thresholds: tuple[float, float, float] = mtcnn.THRESHOLDS, floor: int = mtcnn.MIN_FACE_PX):
+    hd_frame = frame(load_image(shared / "data" / "photos" / "two_people.jpg"), (1920, 1080))
+    variants = [(rotate(rgb, a), want) for rgb, want in photos for a in ANGLES]
+    variants += [(cover_mouths(rgb)[0], want) for rgb, want in photos]
+    lines = ["| setting | right count | missed | false boxes | recall (annotated) | turned/covered right | "
+             "faces on the benchmark's 1080p frame (2 right) | ms 1080p |", "|---|---|---|---|---|---|---|---|"]
+
+    def row(label: str, thresholds: tuple[float, float, float] = mtcnn.THRESHOLDS, floor: int = mtcnn.MIN_FACE_PX,
+            relative: float = mtcnn.MIN_FACE_RELATIVE, cap: float = mtcnn.MIN_FACE_CAP):
         def run(rgb: np.ndarray) -> list[Box]:
-            return mtcnn.detect_faces(rgb, min_face=mtcnn.min_face_size(rgb.shape, floor=floor), thresholds=thresholds)
+            size = mtcnn.min_face_size(rgb.shape, floor=floor, relative=relative, cap=cap)
+            return mtcnn.detect_faces(rgb, min_face=size, thresholds=thresholds)
 
         right = missed = false = matched = annotated = 0
         for rgb, want in photos:
@@ -283,9 +290,10 @@ def part_sweep(sets: dict, shared: Path) -> list[str]:
             right += int(want["faces"] <= s["found"] <= want["max"])
             missed, false = missed + s["missed"], false + s["false"]
             matched, annotated = matched + s["matched"], annotated + s["annotated"]
+        turned = sum(int(want["faces"] <= len(run(rgb)) <= want["max"]) for rgb, want in variants)
         _, sec = timed(run, hd, 3)
         lines.append(f"| {label} | {right}/{len(photos)} | {missed} | {false} | {matched}/{annotated} | "
-                     f"{1000 * sec:.0f} |")
+                     f"{turned}/{len(variants)} | {len(run(hd_frame))} | {1000 * sec:.0f} |")
 
     t = mtcnn.THRESHOLDS
     for stage, values in ((0, (0.5, 0.6, 0.7, 0.8)), (1, (0.6, 0.7, 0.8)), (2, (0.6, 0.7, 0.8, 0.9))):
@@ -293,7 +301,9 @@ def part_sweep(sets: dict, shared: Path) -> list[str]:
             th = tuple(v if i == stage else t[i] for i in range(3))
             row(f"thresholds {th}", thresholds=th)
     for floor in (12, 16, 20, 24, 30, 40):
-        row(f"min face max({floor} px, 1% of the long side)", floor=floor)
+        row(f"min face max({floor} px, 1% of the long side)", floor=floor, relative=0.0)
+    for relative, cap in ((0.02, 30.0), (0.02, 40.0), (0.03, 40.0)):
+        row(f"min face max(20 px, 1%, {100 * relative:.0f}% up to {cap:.0f} px)", relative=relative, cap=cap)
     return lines
 
 

@@ -47,6 +47,9 @@ def test_label_quick_on_tiny_zoo(tiny_zoo):
         "labelling ensemble, flip TTA (--tta)",
         "detection + labelling, 240p (426x240)", "detection + labelling, 720p (1280x720)",
         "detection + labelling, 1080p (1920x1080)",
+        "detection + labelling, 240p (426x240), --detector mtcnn",
+        "detection + labelling, 720p (1280x720), --detector mtcnn",
+        "detection + labelling, 1080p (1920x1080), --detector mtcnn",
     ]
     assert list(rows) == expected
     for name, (median, unit, runs, notes) in rows.items():
@@ -55,6 +58,7 @@ def test_label_quick_on_tiny_zoo(tiny_zoo):
         assert int(runs) > 0
         if name.startswith("detection"):
             assert re.search(r"\d+ faces? found", notes) and not notes.split(", ")[1].startswith("0 faces"), notes
+    assert "target: detection <= 60 ms" in rows["detection + labelling, 1080p (1920x1080), --detector mtcnn"][3]
 
 
 def test_missing_zoo_is_a_skipped_row(tmp_path):

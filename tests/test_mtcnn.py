@@ -128,6 +128,8 @@ def test_blank_and_tiny_images_have_no_face():
 def test_min_face_is_one_percent_of_the_long_side_with_a_floor():
     assert mtcnn.min_face_size((4635, 5958, 3)) == pytest.approx(59.58)
     assert mtcnn.min_face_size((375, 500, 3)) == mtcnn.MIN_FACE_PX
+    assert mtcnn.min_face_size((1080, 1920, 3)) == pytest.approx(38.4)  # 2% of the long side, up to 40 px
+    assert mtcnn.min_face_size((2000, 3000, 3)) == mtcnn.MIN_FACE_CAP == 40
     scales = mtcnn.pyramid_scales((1080, 1920, 3), 20)
     assert scales[0] == pytest.approx(0.6) and 1080 * scales[-1] >= 12 > 1080 * scales[-1] * mtcnn.FACTOR
 
