@@ -10,9 +10,10 @@ run: the 640 px working copy alone (the detector up to this change) and the curr
 Wall time on a machine shared with other work is inflated by its load; the process CPU time (both of
 OpenCV's threads summed) is printed beside it.
 
-Then the smallest face found at each photo size: the sample portrait scaled so that its face is ``k`` times
-the size the rule in ``app/detect.py`` predicts (``max(20 px, 3%)`` of the long side up to LARGE_PHOTO,
-``max(20 px, 1%)`` above), pasted into a flat frame, for k from 0.6 to 2.0 in steps of 0.1. Reported: the
+Then the smallest face found at each photo size, by each detector: the sample portrait scaled so that its
+face (its Haar box) is ``k`` times the size the detector's rule predicts (Haar, ``app/detect.py``:
+``max(20 px, 3%)`` of the long side up to LARGE_PHOTO, ``max(20 px, 1%)`` above; MTCNN,
+``app.mtcnn.min_face_size``), pasted into a flat frame, for k from 0.6 to 2.0 in steps of 0.1. Reported: the
 smallest face found, and the size from which every larger step was found (near its limit the cascade's
 coarse scale steps find some sizes and miss their neighbours).
 
@@ -86,7 +87,12 @@ def with_small_scale_factor(sf: float):  # noqa: ANN201 - a detector function
     return run
 
 
-def predicted_min_face(long_side: int) -> float:
+def predicted_min_face(long_side: int, detector: str = "haar") -> float:
+    """The smallest face (px, as the sample's Haar box measures it) each detector's rule looks for."""
+    if detector == "mtcnn":
+        from app import mtcnn
+
+        return mtcnn.min_face_size((long_side,))
     frac = D.SMALL_FACE if long_side > D.LARGE_PHOTO else D.MIN_SIZE / D.WORK_SIZE
     return max(D.MIN_SIZE, frac * long_side)
 
@@ -134,26 +140,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         return 0
     print()
-    print("| photo size | rule | smallest face found | every face found from |")
-    print("|---|---|---|---|")
-    sample = D.to_gray(load_image(ROOT / "app" / "assets" / "sample.jpg"))
+    print("| photo size | detector | rule | smallest face found | every face found from |")
+    print("|---|---|---|---|---|")
+    sample = load_image(ROOT / "app" / "assets" / "sample.jpg")
     for fw, fh in SIZES:
-        m = predicted_min_face(fw)
-        found = {}
-        for k in np.arange(0.6, 2.01, 0.1):
-            side = max(8, round(k * m / SAMPLE_FACE))
-            frame = np.full((fh, fw), 120, np.uint8)
-            face = cv2.resize(sample, (side, side), interpolation=cv2.INTER_AREA if side < 512 else cv2.INTER_CUBIC)
-            y0, x0 = max(0, (fh - side) // 2), max(0, (fw - side) // 2)
-            crop = face[: fh - y0, : fw - x0]
-            frame[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-            found[round(k * m)] = bool(D.detect_faces(frame))
-        sizes = sorted(found)
-        smallest = next((f for f in sizes if found[f]), None)
-        steady = next((f for i, f in enumerate(sizes) if all(found[g] for g in sizes[i:])), None)
-        print(f"| {fw}x{fh} | {m:.0f} px ({100 * m / fw:.1f}%) | {smallest} px | {steady} px "
-              f"({100 * steady / fw:.1f}%) |" if steady else f"| {fw}x{fh} | {m:.0f} px | {smallest} px | - |",
-              flush=True)
+        for detector in D.DETECTORS:
+            m = predicted_min_face(fw, detector)
+            found = {}
+            for k in np.arange(0.6, 2.01, 0.1):
+                side = max(8, round(k * m / SAMPLE_FACE))
+                frame = np.full((fh, fw, 3), 120, np.uint8)
+                face = cv2.resize(sample, (side, side),
+                                  interpolation=cv2.INTER_AREA if side < 512 else cv2.INTER_CUBIC)
+                y0, x0 = max(0, (fh - side) // 2), max(0, (fw - side) // 2)
+                crop = face[: fh - y0, : fw - x0]
+                frame[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+                found[round(k * m)] = bool(D.detect_faces(frame, detector=detector))
+            sizes = sorted(found)
+            smallest = next((f for f in sizes if found[f]), None)
+            steady = next((f for i, f in enumerate(sizes) if all(found[g] for g in sizes[i:])), None)
+            print(f"| {fw}x{fh} | {detector} | {m:.0f} px ({100 * m / fw:.1f}%) | {smallest} px | {steady} px "
+                  f"({100 * steady / fw:.1f}%) |" if steady else
+                  f"| {fw}x{fh} | {detector} | {m:.0f} px | {smallest} px | - |", flush=True)
     return 0
 
 
