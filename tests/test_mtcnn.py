@@ -228,6 +228,18 @@ def test_right_face_count_on_every_shared_photo(shared_dir, folder):
     assert not wrong, wrong
 
 
+@pytest.mark.slow
+def test_no_button_face_in_the_benchmarks_1080p_frame(shared_dir):
+    """two_people.jpg upscaled into python -m benchmarks' 1920x1080 frame: 20 px boxes found a jacket button
+    there (app/mtcnn.py's docstring); the 2%-up-to-40-px rule keeps the two real faces only."""
+    from benchmarks.label_speed import frame
+
+    hd = frame(load_image(shared_dir / "data" / "photos" / "two_people.jpg"), (1920, 1080))
+    assert len(detect_faces(hd, detector="mtcnn")) == 2
+    twenty = mtcnn.detect_faces(hd, min_face=mtcnn.MIN_FACE_PX)
+    assert len(twenty) == 3 and min(b.w for b in twenty) < 30  # the button, a 22 px box
+
+
 # ------------------------------------------------------------------- packaging/build_mtcnn.py, without network
 
 def _build_mtcnn():
