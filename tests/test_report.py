@@ -84,7 +84,9 @@ def test_recipe_table_says_what_each_ingredient_added(tmp_path):
 
     base = run("ff-base", 0.50)
     kd = run("ff-kd", 0.53, raw=0.52, distill="t.npz", distill_alpha=0.7, distill_temperature=4, ema=0.999)
-    lines = report.recipe_table([base, kd]).splitlines()
+    mix = run("ff-mix", 0.51, mix="mixup", mix_alpha=0.2, model_params={"per_image": True})
+    lines = report.recipe_table([base, kd, mix]).splitlines()
     assert lines[2] == "| `ff-base` | ff | plain | 2/2 | 50.00% | — | +0.00 | 2 |"
+    assert "| mixup (alpha 0.2), per-image standardisation | 2/2 | 51.00% |" in lines[4]
     assert "distillation (alpha 0.7, T 4, teachers all), EMA 0.999" in lines[3]
     assert "| 53.00% | 52.00% | +3.00 |" in lines[3]

@@ -126,6 +126,8 @@ def _ingredients(cfg: dict) -> str:
         parts.append(f"EMA {cfg['ema']:g}")
     if cfg.get("mix", "none") != "none":
         parts.append(f"{cfg['mix']} (alpha {cfg.get('mix_alpha', 0.2):g})")
+    if cfg.get("model_params", {}).get("per_image"):
+        parts.append("per-image standardisation")
     return ", ".join(parts) or "plain"
 
 
