@@ -334,6 +334,8 @@ def _eye_checks(gray: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> lis
     global _pool
     with _pool_lock:  # one pool per process, its threads kept: each loads the eye cascades once (thread-local)
         if _pool is None or _pool[:2] != (os.getpid(), threads):
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)  # OpenCV's thread count changed: the old pool's threads may go
             _pool = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="eye-check"))
         pool = _pool[2]
     return list(pool.map(lambda b: find_eyes_with_fallback(gray, b), boxes))
