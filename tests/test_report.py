@@ -82,11 +82,13 @@ def test_recipe_table_says_what_each_ingredient_added(tmp_path):
         (d / "history.json").write_text(json.dumps(rows))
         return d
 
-    base = run("ff-base", 0.50)
-    kd = run("ff-kd", 0.53, raw=0.52, distill="t.npz", distill_alpha=0.7, distill_temperature=4, ema=0.999)
-    mix = run("ff-mix", 0.51, mix="mixup", mix_alpha=0.2, model_params={"per_image": True})
+    base = run("ff-base", 0.50, weight_decay=0.0005)
+    kd = run("ff-kd", 0.53, raw=0.52, distill="t.npz", distill_alpha=0.7, distill_temperature=4, ema=0.999,
+             weight_decay=0.005)
+    mix = run("ff-mix", 0.51, mix="mixup", mix_alpha=0.2, model_params={"per_image": True}, weight_decay=0.0005)
     lines = report.recipe_table([base, kd, mix]).splitlines()
     assert lines[2] == "| `ff-base` | ff | plain | 2/2 | 50.00% | — | +0.00 | 2 |"
     assert "| mixup (alpha 0.2), per-image standardisation | 2/2 | 51.00% |" in lines[4]
-    assert "distillation (alpha 0.7, T 4, teachers all), EMA 0.999" in lines[3]
+    assert ("| weight decay 0.005 (first row 0.0005), distillation (alpha 0.7, T 4, teachers all), EMA 0.999 |"
+            in lines[3])
     assert "| 53.00% | 52.00% | +3.00 |" in lines[3]

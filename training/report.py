@@ -116,9 +116,12 @@ def ablation_table(run_dirs: list[Path]) -> str:
     return "\n\n".join(parts)
 
 
-def _ingredients(cfg: dict) -> str:
-    """What a run added to the plain recipe, in words, from its config.json."""
+def _ingredients(cfg: dict, base: dict | None = None) -> str:
+    """What a run added to the plain recipe, in words, from its config.json; ``base`` is the config of the
+    model's first row, against which a changed weight decay is named."""
     parts = []
+    if base is not None and cfg.get("weight_decay") != base.get("weight_decay"):
+        parts.append(f"weight decay {cfg.get('weight_decay', 0):g} (first row {base.get('weight_decay', 0):g})")
     if cfg.get("distill"):
         parts.append(f"distillation (alpha {cfg.get('distill_alpha', 0.5):g}, T {cfg.get('distill_temperature', 2):g}, "
                      f"teachers {cfg.get('distill_teachers', 'all')})")
@@ -138,14 +141,17 @@ def recipe_table(run_dirs: list[Path]) -> str:
     rows = ["| run | model | ingredients | epochs | best PublicTest | raw weights' best | vs the model's first row "
             "| minutes |", "|---|---|---|---|---|---|---|---|"]
     base: dict[str, float] = {}
+    base_cfg: dict[str, dict] = {}
     for run_dir in run_dirs:
         cfg = json.loads((run_dir / "config.json").read_text())
         history = json.loads((run_dir / "history.json").read_text())
         best = max(h["val_acc"] for h in history)
         raw = max((h["val_acc_raw"] for h in history if "val_acc_raw" in h), default=None)
         base.setdefault(cfg["model"], best)
+        base_cfg.setdefault(cfg["model"], cfg)
         minutes = sum(h["seconds"] for h in history) / 60
-        rows.append(f"| `{run_dir.name}` | {cfg['model']} | {_ingredients(cfg)} | {len(history)}/{cfg['epochs']} "
+        what = _ingredients(cfg, base_cfg[cfg["model"]])
+        rows.append(f"| `{run_dir.name}` | {cfg['model']} | {what} | {len(history)}/{cfg['epochs']} "
                     f"| {_pct(best)} | {_pct(raw)} | {100 * (best - base[cfg['model']]):+.2f} | {minutes:.0f} |")
     return "\n".join(rows)
 
