@@ -223,9 +223,10 @@ def test_cli_two_workers_sigkill_after_two_trials_then_resume_retrains_none(tiny
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes")
 def test_cli_ctrl_c_with_workers_running_exits_cleanly(tiny_run, tmp_path):
     """Ctrl-C reaches the whole process group: the search stops with 130 and its one-line note, no worker
-    prints a traceback and none is left running."""
+    prints a traceback and none is left running. 200 iterations, so that the search cannot finish before the
+    interrupt lands (with 8, a loaded CI machine once saw all of them done first and exit 0)."""
     cmd = [sys.executable, "-m", "training.anneal",
-           *tiny_run(tmp_path / "logs", "--workers", "2", "--iterations", "8", "--no-tensorboard")]
+           *tiny_run(tmp_path / "logs", "--workers", "2", "--iterations", "200", "--no-tensorboard")]
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     workers: set[int] = set()
