@@ -140,19 +140,17 @@ def recipe_table(run_dirs: list[Path]) -> str:
     baseline)."""
     rows = ["| run | model | ingredients | epochs | best PublicTest | raw weights' best | vs the model's first row "
             "| minutes |", "|---|---|---|---|---|---|---|---|"]
-    base: dict[str, float] = {}
-    base_cfg: dict[str, dict] = {}
+    first: dict[str, tuple[float, dict]] = {}  # per model: the first row's best accuracy and config
     for run_dir in run_dirs:
         cfg = json.loads((run_dir / "config.json").read_text())
         history = json.loads((run_dir / "history.json").read_text())
         best = max(h["val_acc"] for h in history)
         raw = max((h["val_acc_raw"] for h in history if "val_acc_raw" in h), default=None)
-        base.setdefault(cfg["model"], best)
-        base_cfg.setdefault(cfg["model"], cfg)
+        base_best, base_cfg = first.setdefault(cfg["model"], (best, cfg))
         minutes = sum(h["seconds"] for h in history) / 60
-        what = _ingredients(cfg, base_cfg[cfg["model"]])
+        what = _ingredients(cfg, base_cfg)
         rows.append(f"| `{run_dir.name}` | {cfg['model']} | {what} | {len(history)}/{cfg['epochs']} "
-                    f"| {_pct(best)} | {_pct(raw)} | {100 * (best - base[cfg['model']]):+.2f} | {minutes:.0f} |")
+                    f"| {_pct(best)} | {_pct(raw)} | {100 * (best - base_best):+.2f} | {minutes:.0f} |")
     return "\n".join(rows)
 
 
