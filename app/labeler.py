@@ -100,6 +100,49 @@ def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions,
     return opts
 
 
+def open_model(
+    ort, file: Path, name: str, opts, input_size: tuple[int, int], n_classes: int  # noqa: ANN001 - lazy ort
+) -> tuple[object, bytes]:
+    """Open an ONNX model and check it against the zoo's contract (one float32 ``input`` [N, 1, H, W], first
+    output ``logits`` [N, n_classes], run on two blank faces); returns the session and the file's bytes.
+
+    Every failure is a :class:`ZooError` naming the file, so the app, the batch and the evaluation tools all
+    print one line for a missing, corrupt or foreign model instead of onnxruntime's traceback.
+    """
+    try:
+        blob = Path(file).read_bytes()  # bytes, not a path: ORT cannot open non-ASCII paths on Windows
+    except OSError as e:
+        raise ZooError(f"{file}: cannot read model {name!r} ({e.strerror or e})") from None
+    try:
+        sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ZooError(f"{file}: model {name!r} is not a valid ONNX model ({first})") from None
+    ins, outs = sess.get_inputs(), sess.get_outputs()
+    if [i.name for i in ins] != ["input"] or not outs or outs[0].name != "logits":
+        raise ZooError(
+            f"{file}: model {name!r} must have one input 'input' and first output 'logits', has inputs "
+            f"{[i.name for i in ins]} and outputs {[o.name for o in outs]}"
+        )
+    shape = ins[0].shape
+    h, w = input_size
+    fixed_wrong = any(isinstance(d, int) and d != e for d, e in zip(shape[2:], (h, w), strict=False))
+    if len(shape) != 4 or shape[1] != 1 or fixed_wrong:
+        raise ZooError(f"{file}: model {name!r} input must be [N, 1, {h}, {w}], has {shape}")
+    if ins[0].type != "tensor(float)":
+        raise ZooError(f"{file}: model {name!r} input must be float32, is {ins[0].type}")
+    try:  # the declared output shape may be symbolic: run two blank faces to check the real one
+        out = sess.run(["logits"], {"input": np.zeros((2, 1, h, w), np.float32)})[0]
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ZooError(f"{file}: model {name!r} fails on a [2, 1, {h}, {w}] input ({first})") from None
+    if np.shape(out) != (2, n_classes):
+        raise ZooError(
+            f"{file}: model {name!r} output 'logits' must be [N, {n_classes}], got {list(np.shape(out))} for N=2"
+        )
+    return sess, blob
+
+
 class Labeler:
     """Every model of a zoo, loaded once; thread-safe for concurrent ``label_*`` calls (ORT sessions are)."""
 
@@ -117,38 +160,8 @@ class Labeler:
             self._sessions[m.name] = self._load(ort, m, opts)
 
     def _load(self, ort, m: ModelInfo, opts) -> object:  # noqa: ANN001 - ort is imported lazily
-        try:
-            blob = m.file.read_bytes()  # bytes, not a path: ORT cannot open non-ASCII paths on Windows
-        except OSError as e:
-            raise ZooError(f"{m.file}: cannot read model {m.name!r} ({e.strerror or e})") from None
-        try:
-            sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            raise ZooError(f"{m.file}: model {m.name!r} is not a valid ONNX model ({first})") from None
-        ins, outs = sess.get_inputs(), sess.get_outputs()
-        if [i.name for i in ins] != ["input"] or not outs or outs[0].name != "logits":
-            raise ZooError(
-                f"{m.file}: model {m.name!r} must have one input 'input' and first output 'logits', has inputs "
-                f"{[i.name for i in ins]} and outputs {[o.name for o in outs]}"
-            )
-        shape = ins[0].shape
-        h, w = m.input_size
-        fixed_wrong = any(isinstance(d, int) and d != e for d, e in zip(shape[2:], (h, w), strict=False))
-        if len(shape) != 4 or shape[1] != 1 or fixed_wrong:
-            raise ZooError(f"{m.file}: model {m.name!r} input must be [N, 1, {h}, {w}], has {shape}")
-        if ins[0].type != "tensor(float)":
-            raise ZooError(f"{m.file}: model {m.name!r} input must be float32, is {ins[0].type}")
-        try:  # the declared output shape may be symbolic: run two blank faces to check the real one
-            out = sess.run(["logits"], {"input": np.zeros((2, 1, h, w), np.float32)})[0]
-        except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            raise ZooError(f"{m.file}: model {m.name!r} fails on a [2, 1, {h}, {w}] input ({first})") from None
-        if np.shape(out) != (2, len(self.classes)):
-            raise ZooError(
-                f"{m.file}: model {m.name!r} output 'logits' must be [N, {len(self.classes)}], got "
-                f"{list(np.shape(out))} for N=2"
-            )
+        sess, blob = open_model(ort, m.file, m.name, opts, m.input_size, len(self.classes))
+        outs = sess.get_outputs()
         self._heads[m.name] = None
         if not m.saliency:
             self.saliency_notes[m.name] = "no saliency record in the manifest"

@@ -62,3 +62,18 @@ def test_record_needs_a_zoo_alone(zoo, tmp_path, capsys):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert evaluate.main(["--data", str(tmp_path / "none.csv")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "not_onnx"])
+def test_bad_model_file_is_one_line_error_naming_it(zoo, tmp_path, monkeypatch, capsys, kind):
+    """A missing, truncated or foreign .onnx gets the app's own one-line contract error, not ORT's traceback."""
+    monkeypatch.setenv("EMOTIONLENS_CACHE", str(tmp_path / "cache"))
+    csv_path = write_csv(make_fer(14, 21, 21), tmp_path / "fer.csv")
+    bad = tmp_path / "model.onnx"
+    if kind == "truncated":
+        bad.write_bytes((zoo / "cnn.onnx").read_bytes()[:3000])
+    elif kind == "not_onnx":
+        bad.write_text("hello")
+    rc = evaluate.main([str(bad), "--data", str(csv_path), "--split", "val"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"error: {bad}")

@@ -92,3 +92,16 @@ def test_recipe_table_says_what_each_ingredient_added(tmp_path):
     assert ("| weight decay 0.005 (first row 0.0005), distillation (alpha 0.7, T 4, teachers all), EMA 0.999 |"
             in lines[3])
     assert "| 53.00% | 52.00% | +3.00 |" in lines[3]
+
+
+def test_recipe_table_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "empty-run").mkdir()
+    assert report.main(["--recipe", str(tmp_path / "empty-run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a training run folder" in err
+    started = tmp_path / "started-run"
+    started.mkdir()
+    (started / "config.json").write_text('{"model": "ff", "epochs": 2}')
+    (started / "history.json").write_text("[]")
+    assert report.main(["--recipe", str(started)]) == 2
+    assert "no finished epoch" in capsys.readouterr().err

@@ -24,13 +24,16 @@ Predictor = Callable[[np.ndarray], np.ndarray]  # float32 [N,1,48,48] in [0,1] -
 
 
 def onnx_predictor(path: str | Path, threads: int | None = None) -> Predictor:
-    """Run an exported model with onnxruntime, exactly as the app does."""
+    """Run an exported model with onnxruntime, exactly as the app does; a missing, corrupt or foreign file is a
+    ``ValueError`` naming it (the app's own contract check, ``app.labeler.open_model``)."""
     import onnxruntime as ort
+
+    from app.labeler import CROP_SIZE, open_model
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess, _ = open_model(ort, Path(path), Path(path).stem, opts, CROP_SIZE, len(EMOTIONS))
     return lambda x: sess.run(["logits"], {"input": x.astype(np.float32)})[0]
 
 

@@ -142,8 +142,12 @@ def recipe_table(run_dirs: list[Path]) -> str:
             "| minutes |", "|---|---|---|---|---|---|---|---|"]
     first: dict[str, tuple[float, dict]] = {}  # per model: the first row's best accuracy and config
     for run_dir in run_dirs:
+        if not (run_dir / "config.json").is_file() or not (run_dir / "history.json").is_file():
+            raise ValueError(f"{run_dir}: not a training run folder (needs config.json and history.json)")
         cfg = json.loads((run_dir / "config.json").read_text())
         history = json.loads((run_dir / "history.json").read_text())
+        if not history:
+            raise ValueError(f"{run_dir}: history.json has no finished epoch yet")
         best = max(h["val_acc"] for h in history)
         raw = max((h["val_acc_raw"] for h in history if "val_acc_raw" in h), default=None)
         base_best, base_cfg = first.setdefault(cfg["model"], (best, cfg))
