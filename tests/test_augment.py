@@ -62,11 +62,27 @@ def test_cli_writes_archive_and_leaves_val_test_alone(tmp_path, monkeypatch, cap
     assert "error:" in capsys.readouterr().err
 
 
-def test_load_rejects_other_files(tmp_path):
-    p = tmp_path / "x.npz"
-    np.savez(p, a=np.zeros(3))
+def _damaged_archives(tmp_path: Path) -> list[Path]:
+    """An archive of other arrays, then an empty file, text, half an archive and one with a flipped byte."""
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    whole = tmp_path / "whole.npz"
+    np.savez_compressed(whole, a=np.random.default_rng(0).random((200, 50)))
+    blob = whole.read_bytes()
+    variants = {"empty": b"", "text": b"hello", "half": blob[: len(blob) // 2],
+                "flipped": blob[:900] + bytes([blob[900] ^ 0xFF]) + blob[901:]}
+    paths = [other]
+    for name, data in variants.items():
+        (tmp_path / f"{name}.npz").write_bytes(data)
+        paths.append(tmp_path / f"{name}.npz")
+    return paths
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_load_rejects_other_and_damaged_files(tmp_path, k):
+    """Whatever np.load raises for a bad file (EOFError, BadZipFile, zlib.error...) becomes one ValueError."""
     with pytest.raises(ValueError, match="not an augmented archive"):
-        augment.load(p)
+        augment.load(_damaged_archives(tmp_path)[k])
 
 
 @pytest.mark.slow

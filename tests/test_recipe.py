@@ -174,3 +174,11 @@ def test_resume_may_raise_the_patience_of_an_early_stopped_run(tmp_path, monkeyp
     assert train.main(["--resume", str(run), "--patience", "99", *common]) == 0
     assert len(json.loads((run / "history.json").read_text())) == 5
     assert checkpoint.load(run / "last.pt")["config"]["patience"] == 99
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_a_damaged_teacher_archive_is_a_one_line_error(tmp_path, k):
+    from tests.test_augment import _damaged_archives
+
+    with pytest.raises(ValueError, match="not a teacher archive"):
+        distill.load(_damaged_archives(tmp_path)[k])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from app.atomic import atomic_path
+from training.datasets import NPZ_ERRORS
 
 TRANSFORMS = ("original", "mirror", "rotate_ccw", "rotate_cw")
 COPIES = len(TRANSFORMS)
@@ -96,7 +97,7 @@ def load(path: str | os.PathLike) -> Augmented:
     try:
         with np.load(path) as z:
             return Augmented(z["images"], z["labels"], z["transform"], z["angle"], z["source_index"])
-    except (OSError, KeyError, ValueError) as e:
+    except NPZ_ERRORS as e:
         raise ValueError(f"{path}: not an augmented archive from training.augment ({e})") from None
 
 

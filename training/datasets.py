@@ -12,6 +12,8 @@ import csv
 import hashlib
 import os
 import sys
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,10 @@ def _cache_path(source: Path) -> Path:
     key = hashlib.sha1(repr((CACHE_VERSION, str(source.resolve()), stamps)).encode()).hexdigest()[:16]
     return base / f"fer2013-{key}.npz"
 
+
+# What np.load raises for a file that is not a whole .npz archive: empty (EOFError), not a zip (ValueError,
+# BadZipFile), a torn or bit-flipped member (BadZipFile "Bad CRC-32", zlib.error), a missing array (KeyError).
+NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 def load_fer2013(path: str | os.PathLike, cache: bool = True) -> FER2013:
     """Load FER2013 from a ``fer2013.csv`` file or a Kaggle ``train/``+``test/`` folder, using the cache."""

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.datasets import NPZ_ERRORS
+
 TEACHERS_HELP = "'all' (every model in the archive) or 'others' (all but the student's own model)"
 
 
@@ -74,7 +76,7 @@ def load(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         with np.load(path) as z:
             info = json.loads(str(z["info"]))
             return info, {n: z[f"logits_{n}"] for n in info["models"]}
-    except (OSError, KeyError, ValueError) as e:
+    except NPZ_ERRORS as e:
         raise ValueError(f"{path}: not a teacher archive from training.distill ({e})") from None
 
 
