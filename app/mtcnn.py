@@ -97,7 +97,7 @@ def load_runner(name: str, path: Path) -> Runner:
     except OSError as e:
         raise DetectorError(f"{path}: cannot read the MTCNN detector file ({e.strerror or e}); "
                             f"rebuild it with {REBUILD}") from None
-    from app.labeler import session_options  # threads that sleep between runs, like the labelling sessions'
+    from app.sessions import session_options  # threads that sleep between runs, like the labelling sessions'
 
     opts = session_options(THREADS)
     try:

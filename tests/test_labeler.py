@@ -349,7 +349,7 @@ def test_shipped_models_label_a_face_the_same_alone_or_in_a_batch():
 
 def test_sessions_sleep_instead_of_spinning(labeler):
     """Spinning pool threads of three sessions fight over the cores (2.5x the models' own cost on 2 cores)."""
-    from app.labeler import session_options
+    from app.sessions import session_options
 
     opts = session_options(2)
     assert opts.intra_op_num_threads == 2

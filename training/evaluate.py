@@ -25,10 +25,11 @@ Predictor = Callable[[np.ndarray], np.ndarray]  # float32 [N,1,48,48] in [0,1] -
 
 def onnx_predictor(path: str | Path, threads: int | None = None) -> Predictor:
     """Run an exported model with onnxruntime, exactly as the app does; a missing, corrupt or foreign file is a
-    ``ValueError`` naming it (the app's own contract check, ``app.labeler.open_model``)."""
+    ``ValueError`` naming it (the app's own contract check, ``app.sessions.open_model``)."""
     import onnxruntime as ort
 
-    from app.labeler import CROP_SIZE, open_model
+    from app.labeler import CROP_SIZE
+    from app.sessions import open_model
 
     opts = ort.SessionOptions()
     if threads:

@@ -155,7 +155,7 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
     summed over its S positions per channel to ``[K, out]``; HiResCAM keeps every position.
     Large weights are stored float16 with a Cast back (as ``training.compress`` does). onnxruntime runs it,
     not numpy: numpy's OpenBLAS threads spin against the other work on a busy machine (measured 23 ms against
-    2 ms single-threaded for the FF's first product) where ORT's sleep (``app.labeler.session_options``).
+    2 ms single-threaded for the FF's first product) where ORT's sleep (``app.sessions.session_options``).
     """
     from onnx import TensorProto, helper, numpy_helper
 

@@ -1,0 +1,89 @@
+"""ONNX Runtime sessions for the app's models: thread options that play well beside OpenCV and each other, and
+the zoo's contract check (``open_model``) that every tool opening a model file goes through.
+
+Kept apart from :mod:`app.labeler` so the detector (MTCNN's three nets) and the training tools' evaluation
+open their sessions the same way without importing the labelling pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from app.zoo import ZooError
+
+
+def default_threads() -> int:
+    """Threads per ONNX session: the models are small, so more than 4 threads only adds overhead."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions, imported lazily
+    """ORT options for one model: ``threads`` intra-op threads that sleep, not spin, when a run ends.
+
+    By default ORT's pool threads busy-wait after each run for the next one. With three sessions (each with
+    its own pool) and OpenCV's pool in one process, the spinning threads of one session steal the cores the
+    next session needs. Measured on 2 cores with ``benchmarks/label_speed.py``'s ensemble rows (each model
+    timed by itself, then the ensemble), spinning against sleeping in alternate runs: the ensemble cost
+    1.6-1.8x the sum of its models alone per face (1.8-2.0x in batches of 8) at 2 and 4 threads with
+    spinning, 0.98-1.16x (0.6-0.95x) without, and the ensemble itself became 5-20x faster per face.
+    The price, in a one-off comparison on a quiet moment: a model run on its own, back to back, was up to ~10%
+    slower without spinning (ResNet18 at 2 threads: 5.2 against 4.8 ms). ORT's global thread pool
+    (``use_per_session_threads=False``, with spinning off) measured about the same as this, but must be
+    configured once per process before the first session, which a library cannot promise its host (the
+    GUI, tests). Merging the three graphs into one was not tried: at ~1.0x there is nothing left for it.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # ORT's warnings go to stderr and would garble the CLI's progress bar
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
+def open_model(
+    ort, file: Path, name: str, opts, input_size: tuple[int, int], n_classes: int  # noqa: ANN001 - lazy ort
+) -> tuple[object, bytes]:
+    """Open an ONNX model and check it against the zoo's contract (one float32 ``input`` [N, 1, H, W], first
+    output ``logits`` [N, n_classes], run on two blank faces); returns the session and the file's bytes.
+
+    Every failure is a :class:`ZooError` naming the file, so the app, the batch and the evaluation tools all
+    print one line for a missing, corrupt or foreign model instead of onnxruntime's traceback.
+    """
+    try:
+        blob = Path(file).read_bytes()  # bytes, not a path: ORT cannot open non-ASCII paths on Windows
+    except OSError as e:
+        raise ZooError(f"{file}: cannot read model {name!r} ({e.strerror or e})") from None
+    try:
+        sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ZooError(f"{file}: model {name!r} is not a valid ONNX model ({first})") from None
+    ins, outs = sess.get_inputs(), sess.get_outputs()
+    if [i.name for i in ins] != ["input"] or not outs or outs[0].name != "logits":
+        raise ZooError(
+            f"{file}: model {name!r} must have one input 'input' and first output 'logits', has inputs "
+            f"{[i.name for i in ins]} and outputs {[o.name for o in outs]}"
+        )
+    shape = ins[0].shape
+    h, w = input_size
+    fixed_wrong = any(isinstance(d, int) and d != e for d, e in zip(shape[2:], (h, w), strict=False))
+    if len(shape) != 4 or shape[1] != 1 or fixed_wrong:
+        raise ZooError(f"{file}: model {name!r} input must be [N, 1, {h}, {w}], has {shape}")
+    if ins[0].type != "tensor(float)":
+        raise ZooError(f"{file}: model {name!r} input must be float32, is {ins[0].type}")
+    try:  # the declared output shape may be symbolic: run two blank faces to check the real one
+        out = sess.run(["logits"], {"input": np.zeros((2, 1, h, w), np.float32)})[0]
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ZooError(f"{file}: model {name!r} fails on a [2, 1, {h}, {w}] input ({first})") from None
+    if np.shape(out) != (2, n_classes):
+        raise ZooError(
+            f"{file}: model {name!r} output 'logits' must be [N, {n_classes}], got {list(np.shape(out))} for N=2"
+        )
+    return sess, blob
