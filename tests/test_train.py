@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -34,7 +35,8 @@ def test_ff_learns_synthetic_faces(tmp_path):
     assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"} <= set(history[0])
     for f in ("curves.png", "config.json", "best.pt", "last.pt"):
         assert (tmp_path / "run" / f).stat().st_size > 0
-    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    if importlib.util.find_spec("tensorboardX"):  # optional: the GPU machines run without it
+        assert list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
 class _Kill(BaseException):

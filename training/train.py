@@ -37,6 +37,7 @@ from training.config import ROOT, TrainConfig, read_config_file
 from training.datasets import FER2013, DatasetError, load_fer2013
 from training.device import DEVICE_HELP, describe
 from training.distill import TEACHERS_HELP, soft_targets
+from training.events import summary_writer
 from training.losses import Targets, batch_loss
 from training.models import MODEL_NAMES, build_model, count_parameters
 from training.precision import Precision, choose_precision, make_scaler
@@ -236,18 +237,6 @@ def _cpu_tensors(obj):  # noqa: ANN001, ANN202
     return obj
 
 
-def _summary_writer(run_dir: Path, progress: bool):  # noqa: ANN202
-    """tensorboardX's writer, or None with a note when it is not installed (it is optional)."""
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError:
-        if progress:
-            print("note: tensorboardX is not installed, so no TensorBoard events are written "
-                  "(pip install tensorboardX); history.json and curves.png still are")
-        return None
-    return SummaryWriter(str(run_dir))
-
-
 def fit(
     cfg: TrainConfig, data: FER2013, run_dir: Path, resume: bool = False, progress: bool = True,
     tensorboard: bool = True, max_seconds: float | None = None, device: str | torch.device = "cpu",
@@ -316,7 +305,8 @@ def fit(
     if main_rank:
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
 
-    writer = _summary_writer(run_dir, progress) if tensorboard and main_rank else None
+    writer = summary_writer(run_dir, progress, "history.json and curves.png") if tensorboard and main_rank \
+        else None
     from training.plots import plot_curves
 
     meta = {"model_name": cfg.model, "model_params": cfg.model_params, "config": dataclasses.asdict(cfg),

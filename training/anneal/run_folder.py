@@ -13,6 +13,7 @@ from typing import Any
 
 from app.atomic import write_text
 from training.anneal.trials import SUBSET_SHUFFLE_SEED, full_config, trial_config
+from training.events import summary_writer
 from training.search_space import SearchSpace
 from training.train import TrainConfig
 
@@ -85,9 +86,7 @@ class RunFolder:
         self.pending: list[dict] = []
         self.writer = None
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.dir))
+            self.writer = summary_writer(self.dir, True, "trials.csv, best.json and search.png")
         self._logged = logged
 
     def save_state(self, trials: list[dict], complete: bool = False, stopped: str = "running") -> None:
