@@ -27,13 +27,17 @@ from benchmarks.common import ROOT, Row, log
 N_PHOTOS = 40
 FOLDERS = {"portrait 256x256": (256, 256), "1080p": (1920, 1080), "240p": (426, 240)}
 
-# Runs inside the checkout being timed; prints {"seconds": ..., "photos": ..., "faces": ...}.
+# Runs inside the checkout being timed; prints {"seconds": ..., "cpu_seconds": ..., "photos": ..., "faces": ...}.
+# threads 1: OpenCV and ONNX Runtime on one thread each, so CPU time = wall time = the work a photo costs.
 _TIMER = r"""
 import json, sys, time, tempfile
 from pathlib import Path
+import cv2
 from app import batch
 from app.labeler import Labeler
 folder, workers, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if threads == 1:
+    cv2.setNumThreads(1)
 labeler = Labeler(None, threads=threads or None)
 with tempfile.TemporaryDirectory() as out:
     out = Path(out)
@@ -44,10 +48,10 @@ with tempfile.TemporaryDirectory() as out:
     if kw and "workers" not in batch.label_items.__code__.co_varnames:
         print(json.dumps({"unsupported": True}))
         sys.exit(0)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     recs, _ = batch.label_items(labeler, scan.items, out, annotate=False, done=done, **kw)
-    seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "photos": len(recs), "faces": sum(r["faces"] for r in recs)}))
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "photos": len(recs), "faces": sum(r["faces"] for r in recs)}))
 """
 
 
@@ -82,17 +86,27 @@ def time_folder(checkout: Path, folder: Path, workers: int, threads: int = 0) ->
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def measure(checkouts: dict[str, Path], rounds: int, workers: tuple[int, ...] = (1, 2),
-            n: int = N_PHOTOS) -> dict[tuple[str, str, int], list[dict]]:
-    """Interleaved timings: every round times each (folder, workers, checkout) once, in that nesting order."""
-    results: dict[tuple[str, str, int], list[dict]] = {}
+ONE_THREAD = "1, one thread"  # the setting that measures what a photo costs: 1 worker, OpenCV and ORT on one thread
+
+
+def _setting(workers: int | str) -> tuple[int, int]:
+    """(workers, threads) for the timer: threads 0 is each component's default."""
+    return (1, 1) if workers == ONE_THREAD else (int(workers), 0)
+
+
+def measure(checkouts: dict[str, Path], rounds: int, workers: tuple[int | str, ...] = (1, 2),
+            n: int = N_PHOTOS) -> dict[tuple[str, str, int | str], list[dict]]:
+    """Interleaved timings: every round times each (folder, workers, checkout) once, in that nesting order.
+
+    A ``workers`` entry is a worker count or ``ONE_THREAD``."""
+    results: dict[tuple[str, str, int | str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folders = make_folders(Path(tmp), n)
         for r in range(rounds):
             for fname, folder in folders.items():
                 for w in workers:
                     for cname, checkout in checkouts.items():
-                        res = time_folder(checkout, folder, w)
+                        res = time_folder(checkout, folder, *_setting(w))
                         if res.get("unsupported"):
                             continue  # a baseline without --workers
                         results.setdefault((cname, fname, w), []).append(res)
@@ -105,21 +119,40 @@ def _ms(runs: list[dict]) -> float:
     return 1000 * statistics.median(r["seconds"] / r["photos"] for r in runs)
 
 
+def cores_busy(runs: list[dict]) -> float | None:
+    """Median CPU seconds per wall second of the timed process's own threads (a 1-worker run: all the labelling
+    is in it; worker processes' CPU is not counted). None for a checkout that does not report CPU time."""
+    if not all("cpu_seconds" in r for r in runs):
+        return None
+    return statistics.median(r["cpu_seconds"] / r["seconds"] for r in runs)
+
+
 def batch_rows(quick: bool = False) -> list[Row]:
-    """ms per photo with 1 and 2 workers for each folder, and the 2-worker speed-up."""
+    """ms per photo with 1 and 2 workers for each folder, the 2-worker speed-up, and its ceiling.
+
+    The ceiling: with 1 worker on one thread a photo's wall time is the CPU work it costs (checked: CPU time /
+    wall time ~1.00), and on ``cores`` cores no way of sharing that work out (threads or processes) can label
+    faster than that work / ``cores``."""
     rounds = 1 if quick else 3
     try:
-        res = measure({"this": ROOT}, rounds)
+        res = measure({"this": ROOT}, rounds, workers=(1, 2, ONE_THREAD))
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
         return [Row("batch labelling", None, "ms/photo", "", f"skipped: {' '.join(str(e).split())[:200]}")]
     rows = []
+    cores = os.cpu_count() or 1
     for fname in FOLDERS:
-        one, two = _ms(res[("this", fname, 1)]), _ms(res[("this", fname, 2)])
+        one, two, work = (_ms(res[("this", fname, w)]) for w in (1, 2, ONE_THREAD))
         faces = res[("this", fname, 1)][0]["faces"]
+        busy = cores_busy(res[("this", fname, 1)])
         rows.append(Row(f"batch, {N_PHOTOS} photos {fname}, 1 worker", one, "ms/photo", str(rounds),
-                        f"app.batch loop: decode + detect + label + write; {faces} faces found"))
+                        f"app.batch loop: decode + detect + label + write; {faces} faces found"
+                        + (f"; {busy:.2f} of {cores} cores busy" if busy else "")))
         rows.append(Row(f"batch, {N_PHOTOS} photos {fname}, --workers 2", two, "ms/photo", str(rounds),
                         f"{one / two:.2f}x the 1-worker speed; worker start-up included"))
+        rows.append(Row(f"batch, {N_PHOTOS} photos {fname}, 1 worker on one thread", work, "ms/photo", str(rounds),
+                        f"OpenCV and ONNX Runtime on one thread: the CPU work a photo costs; on {cores} cores no "
+                        f"split of it beats {work / cores:.1f} ms/photo, {one / (work / cores):.2f}x the 1-worker "
+                        "speed"))
     return rows
 
 
@@ -135,20 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
     p.add_argument("--photos", type=int, default=N_PHOTOS, help=f"photos per folder (default {N_PHOTOS})")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time (default 1 2)")
+    p.add_argument("--one-thread", action="store_true",
+                   help="also time 1 worker with OpenCV and ONNX Runtime on one thread each: the CPU work a photo "
+                   "costs, which bounds what any number of workers can reach (example: --one-thread)")
     args = p.parse_args(argv)
     checkouts = {"this": ROOT}
     if args.baseline is not None:
         checkouts = {"baseline": args.baseline.resolve(), "this": ROOT}
-    res = measure(checkouts, args.rounds, tuple(args.workers), args.photos)
-    print("| folder | workers | " + " | ".join(f"{c} ms/photo" for c in checkouts) + " | faces |"
+    settings: tuple[int | str, ...] = (*args.workers, *((ONE_THREAD,) if args.one_thread else ()))
+    res = measure(checkouts, args.rounds, settings, args.photos)
+    print("| folder | workers | " + " | ".join(f"{c} ms/photo" for c in checkouts) + " | faces | cores busy (this) |"
           + (" baseline / this |" if args.baseline else ""))
-    print("|---|---|" + "---|" * len(checkouts) + "---|" + ("---|" if args.baseline else ""))
+    print("|---|---|" + "---|" * len(checkouts) + "---|---|" + ("---|" if args.baseline else ""))
     for fname in FOLDERS:
-        for w in args.workers:
+        for w in settings:
             ms = {c: _ms(res[(c, fname, w)]) if (c, fname, w) in res else None for c in checkouts}
             faces = "/".join(str(res[(c, fname, w)][0]["faces"]) for c in checkouts if (c, fname, w) in res)
             cells = " | ".join("—" if v is None else f"{v:.1f}" for v in ms.values())
-            line = f"| {fname} | {w} | {cells} | {faces} |"
+            busy = cores_busy(res[("this", fname, w)]) if w in (1, ONE_THREAD) and ("this", fname, w) in res else None
+            line = f"| {fname} | {w} | {cells} | {faces} | {'—' if busy is None else f'{busy:.2f}'} |"
             if args.baseline:
                 ratio = ms["baseline"] / ms["this"] if ms.get("baseline") and ms.get("this") else None
                 line += f" {ratio:.2f}x |" if ratio else " — |"
