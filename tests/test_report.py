@@ -21,10 +21,18 @@ def test_results_table_reads_manifest_and_measures(tmp_path):
     export.update_manifest(tmp_path, export.manifest_entry("ff", path.name, metrics, training))
     table = report.results_table(tmp_path)
     row = table.splitlines()[2]
-    assert row.startswith("| FF | 51.23% | 50.12% | 51.00% | 3 | 10 min | 4000 | 0.02 M |")
+    assert row.startswith("| FF | 51.23% | 50.12% | 51.00% | 3 | 10 min | — | 4000 | 0.02 M |")
     assert row.endswith("| fp32 | " + row.split("|")[-3].strip() + " | finished |")
     assert float(row.split("|")[-3]) > 0  # ms per face measured, not copied
     assert "![FF" not in table  # no log folder recorded, so no figure links to dead files
+
+
+def test_trained_on_names_the_device_from_the_manifest():
+    assert report.trained_on({"device": "cpu", "device_name": "AMD EPYC", "processes": 1}) == "CPU (AMD EPYC)"
+    assert report.trained_on({"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "processes": 4}) == (
+        "GPU (NVIDIA H100 80GB HBM3), 4 processes")
+    assert report.trained_on({"device": "mps"}) == "mps"
+    assert report.trained_on({}) == "—"  # an older manifest that did not record it
 
 
 def test_results_table_shows_each_models_curves_and_confusion_matrix(tmp_path):

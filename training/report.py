@@ -43,12 +43,24 @@ def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.2f}%"
 
 
+def trained_on(training: dict) -> str:
+    """Where a model trained, from its manifest record (training.summary writes device, device_name, processes):
+    its training time means little without it."""
+    device = str(training.get("device") or "")
+    if not device:
+        return "—"
+    kind = "CPU" if device.startswith("cpu") else "GPU" if device.startswith("cuda") else device
+    text = f"{kind} ({training['device_name']})" if training.get("device_name") else kind
+    processes = training.get("processes") or 1
+    return text + (f", {processes} processes" if processes > 1 else "")
+
+
 def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
     manifest = json.loads((zoo_dir / "manifest.json").read_text())
     rows = [
-        "| model | PublicTest | PrivateTest | PrivateTest, flip TTA | epochs | training time | images/s "
+        "| model | PublicTest | PrivateTest | PrivateTest, flip TTA | epochs | training time | trained on | images/s "
         "| parameters | ONNX size | weights | ms per face | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in manifest["models"]:
         met, tr = m["metrics"], m["training"]
@@ -57,7 +69,7 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
             f"| {m['display_name']} | {_pct(met.get('public_test_accuracy'))} "
             f"| {_pct(met.get('private_test_accuracy'))} "
             f"| {_pct(met.get('private_test_accuracy_tta'))} | {tr.get('epochs', '—')} "
-            f"| {tr.get('seconds', 0) / 60:.0f} min | {tr.get('images_per_second', 0):.0f} "
+            f"| {tr.get('seconds', 0) / 60:.0f} min | {trained_on(tr)} | {tr.get('images_per_second', 0):.0f} "
             f"| {tr.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB "
             f"| {met.get('weights', 'fp32')} | {ms_per_face(path):.2f} | {tr.get('status', 'finished')} |"
         )
@@ -68,7 +80,7 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
         rows.append(
             f"| ensemble ({members}) | {_pct(ens.get('public_test_accuracy'))} "
             f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} "
-            "| | | | | | | | |"
+            "| | | | | | | | | |"
         )
     return "\n".join(rows) + "\n\n" + figures_table(manifest)
 
