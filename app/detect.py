@@ -25,7 +25,11 @@ and 426x240 frames; its docstring has the tables. In short:
   ``_eye_checks``). Photos up to 2500 px (1080p and every shared photo) take exactly the old path, so their
   boxes and cost are unchanged. ``SMALL_SCALE_FACTOR`` (``large_photos.py --sweep``, 3 interleaved runs on the
   loaded machine): 1.15 / 1.2 / 1.25 / 1.3 found 212 / 211 / 207 / 207 faces in 2.65 / 2.31 / 2.12 / 2.00 s
-  (4.6 / 4.0 / 3.7 / 3.6 s of CPU); none reaches the issue's 1.5 s, so recall decided: 1.15.
+  (4.6 / 4.0 / 3.7 / 3.6 s of CPU); none reaches the issue's 1.5 s, so recall decided: 1.15. Swept again with
+  the eye check's step too (``--sweep``, idle machine; faces, eye pairs, s): 1.15/1.1 (now) 212, 183, 2.41;
+  1.3/1.1 207, 181, 1.83; 1.3/1.2 207, 170, 1.46; 1.3/1.25 204, 144, 1.30; 1.35/1.2 200, 165, 1.32. Only a
+  coarser eye step gets under 1.5 s, and it would apply to every photo over ``LARGE_PHOTO`` (most phone
+  photos) and cost aligned crops, so it was not taken; ``--detector mtcnn`` finds all 216 in about 1.35 s.
 
 Eye check (``find_eyes``/``count_eyes``): a face counts when ``haarcascade_eye`` finds at least ``MIN_EYES`` = 1 eye in
 its upper part. Measured on 379 faces found in FER2013 validation images (turned heads, squints, glasses,

@@ -19,8 +19,9 @@ coarse scale steps find some sizes and miss their neighbours).
 
 Skips (exit 0) when ../shared is absent.
 
-``--sweep`` instead times the small-face pass's scale factor (``SMALL_SCALE_FACTOR``) at 1.15-1.3 on the tiled
-photo, interleaved: recall, false boxes, seconds, as used to choose it.
+``--sweep`` instead times the small-face pass's scale factor (``SMALL_SCALE_FACTOR``, 1.15-1.4) together with
+the eye check's (``EYE_SCALE_FACTOR``, 1.1-1.3) on the tiled photo, interleaved: recall, false boxes, faces with
+an eye pair (aligned crops), seconds, as used to choose them.
 
 Run: ``python benchmarks/large_photos.py [--shared ../shared] [--runs 3] [--sweep]``.
 """
@@ -72,18 +73,20 @@ def first_pass_only(gray: np.ndarray) -> list[D.Box]:
         D.LARGE_PHOTO = saved
 
 
-SWEEP = (1.15, 1.2, 1.25, 1.3)
+# (small-face pass's scale factor, eye check's scale factor): the app's pair first
+SWEEP = ((1.15, 1.1), (1.2, 1.1), (1.25, 1.1), (1.3, 1.1), (1.3, 1.2), (1.3, 1.25), (1.35, 1.2), (1.35, 1.25),
+         (1.4, 1.3))
 
 
-def with_small_scale_factor(sf: float):  # noqa: ANN201 - a detector function
-    """``detect_faces`` with the small-face pass's scale factor set to ``sf`` for the call."""
+def with_scale_factors(small: float, eye: float):  # noqa: ANN201 - a detector function
+    """``detect_faces`` with the small-face pass's and the eye check's scale factors set for the call."""
     def run(gray: np.ndarray) -> list[D.Box]:
-        saved = D.SMALL_SCALE_FACTOR
-        D.SMALL_SCALE_FACTOR = sf
+        saved = D.SMALL_SCALE_FACTOR, D.EYE_SCALE_FACTOR
+        D.SMALL_SCALE_FACTOR, D.EYE_SCALE_FACTOR = small, eye
         try:
             return D.detect_faces(gray)
         finally:
-            D.SMALL_SCALE_FACTOR = saved
+            D.SMALL_SCALE_FACTOR, D.EYE_SCALE_FACTOR = saved
     return run
 
 
@@ -102,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                                 epilog="example: python benchmarks/large_photos.py --runs 3")
     p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="timed runs per detector (default: %(default)s)")
-    p.add_argument("--sweep", action="store_true", help="time the small-face pass's scale factor instead "
-                   "(1.15-1.3; app/detect.py's SMALL_SCALE_FACTOR), e.g. --sweep --runs 3")
+    p.add_argument("--sweep", action="store_true", help="time the small-face pass's and the eye check's scale "
+                   "factors instead (app/detect.py's SMALL_SCALE_FACTOR, EYE_SCALE_FACTOR), e.g. --sweep --runs 3")
     args = p.parse_args(argv)
     src = args.shared / "data" / "group_photos" / "bald_guys.jpg"
     if not src.is_file():
@@ -117,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = min(b[2] for b in one), max(b[2] for b in one)
     print(f"bald_guys.jpg {w}x{h}: {len(one)} faces, {lo}-{hi} px; tiled 3x3: {tiled.shape[1]}x{tiled.shape[0]}, "
           f"{len(truth)} faces ({100 * lo / max(tiled.shape):.1f}-{100 * hi / max(tiled.shape):.1f}% of the long side)")
-    print("| detector | faces found (IoU >= 0.4) | recall | false boxes | s per photo (median) | CPU s (median) |")
-    print("|---|---|---|---|---|---|")
+    print("| detector | faces found (IoU >= 0.4) | recall | false boxes | with an eye pair | s per photo (median) "
+          "| CPU s (median) |")
+    print("|---|---|---|---|---|---|---|")
     arms = {"640 px working copy only (before)": first_pass_only, "detect_faces (now)": D.detect_faces}
     if args.sweep:
-        arms = {f"small-face pass, scale factor {sf}": with_small_scale_factor(sf) for sf in SWEEP}
+        arms = {f"small-face pass {sf}, eye check {ef}": with_scale_factors(sf, ef) for sf, ef in SWEEP}
     times: dict[str, list[float]] = {name: [] for name in arms}
     cpu: dict[str, list[float]] = {name: [] for name in arms}
     results = {}
@@ -133,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu[name].append(time.process_time() - c)
     for name, boxes in results.items():
         hit, false = recall([(b.x, b.y, b.w, b.h) for b in boxes], truth)
-        print(f"| {name} | {hit} of {len(truth)} | {100 * hit / len(truth):.0f}% | {false} | "
+        pairs = sum(1 for b in boxes if len(b.landmarks) == 2)
+        print(f"| {name} | {hit} of {len(truth)} | {100 * hit / len(truth):.0f}% | {false} | {pairs} | "
               f"{statistics.median(times[name]):.2f} | {statistics.median(cpu[name]):.2f} |")
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end)" if hasattr(os, "getloadavg")
           else "")
