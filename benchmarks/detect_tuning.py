@@ -254,7 +254,8 @@ EyeSets = tuple[dict[str, list[tuple[np.ndarray, tuple]]], list[tuple[np.ndarray
 
 
 def eye_check_sets(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> EyeSets:
-    """Positives by kind (``fer``, ``photos``, ``group``) and negatives for the eye check, as (gray, box) pairs.
+    """Positives by kind (``fer``, ``photos``, ``group``) and negatives for the eye check, as (gray, box) pairs;
+    prints how many of each.
 
     Positives: FER2013 validation faces upscaled to 192x192 (the largest candidate), the photos' faces, and
     the candidates on ../shared/data/group_photos that match a hand-annotated box (IoU >= 0.4) or lie on the
@@ -296,14 +297,14 @@ def eye_check_sets(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> E
         c = D.candidates(big)
         if c:
             pos["fer"].append((big, max(c, key=lambda b: b[2])))
+    print(f"positives: {len(pos['fer'])} FER faces, {len(pos['photos'])} photo faces, {len(pos['group'])} "
+          f"group-photo faces; negatives: {len(neg)} (loose boxes, cartoons, dogs.jpg)")
     return pos, neg
 
 
 def fallback_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> None:
     """A second eye cascade when the first finds no eye, or a looser band, against today's check."""
     pos, neg = eye_check_sets(photos, shared, n_fer)
-    print(f"positives: {len(pos['fer'])} FER faces, {len(pos['photos'])} photo faces, {len(pos['group'])} "
-          f"group-photo faces; negatives: {len(neg)} (loose boxes, cartoons, dogs.jpg)")
     print("| eye check | FER faces kept | photo faces kept | group-photo faces kept | negatives passed | ms/box |")
     print("|---|---|---|---|---|---|")
     for name in FALLBACKS:
@@ -327,8 +328,6 @@ def eye_scale_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> 
     import functools
 
     pos, neg = eye_check_sets(photos, shared, n_fer)
-    print(f"positives: {len(pos['fer'])} FER faces, {len(pos['photos'])} photo faces, {len(pos['group'])} "
-          f"group-photo faces; negatives: {len(neg)} (loose boxes, cartoons, dogs.jpg)")
     print("| eye scale factor | neighbours | FER faces kept | FER faces with an eye pair | photo faces kept "
           "| photo faces with an eye pair | group-photo faces kept | negatives passed | ms/box |")
     print("|---|---|---|---|---|---|---|---|---|")
