@@ -24,41 +24,95 @@ from training.config import TrainConfig
 from training.datasets import FER2013
 
 
-def training_arrays(cfg: TrainConfig, data: FER2013) -> tuple[np.ndarray, np.ndarray]:
-    """The images and labels one epoch iterates: the offline-augmented set if given, limited to ``cfg.limit``."""
-    if not cfg.augmented:
-        train = data.train.head(cfg.limit)
-        return train.images, train.labels
-    from training.augment import load as load_augmented
+@dataclass(frozen=True)
+class TrainingSet:
+    """What one epoch iterates: images, hard labels, FER+ vote distributions (``ferplus-soft`` only) and
+    ``rows``, each row's index in the whole pool (the offline-augmented set or the raw split) that per-row
+    archives such as a teacher's logits are indexed by."""
 
-    aug = load_augmented(cfg.augmented)
-    if int(aug.source_index.max()) + 1 != len(data.train):
-        raise ValueError(
-            f"{cfg.augmented}: made from {int(aug.source_index.max()) + 1} training images, but the data has "
-            f"{len(data.train)}; rerun training.augment on the same --data"
-        )
-    keep = slice(None) if cfg.limit is None else aug.source_index < cfg.limit
-    return aug.images[keep], aug.labels[keep]
+    images: np.ndarray
+    labels: np.ndarray
+    dist: np.ndarray | None
+    rows: np.ndarray
+
+
+def label_votes(cfg: TrainConfig):  # noqa: ANN201 - training.ferplus.Votes | None
+    """The run's FER+ votes, or None when it has no ``ferplus`` file."""
+    if not cfg.ferplus:
+        return None
+    from training.ferplus import read_votes
+
+    return read_votes(cfg.ferplus)
+
+
+def training_set(cfg: TrainConfig, data: FER2013, votes=None) -> TrainingSet:  # noqa: ANN001
+    """The offline-augmented set if given, else the raw split, limited to ``cfg.limit`` originals and to the
+    rows the label source keeps (training.ferplus.targets), labelled by it."""
+    from training.ferplus import targets
+
+    if cfg.augmented:
+        from training.augment import load as load_augmented
+
+        aug = load_augmented(cfg.augmented)
+        if int(aug.source_index.max()) + 1 != len(data.train):
+            raise ValueError(
+                f"{cfg.augmented}: made from {int(aug.source_index.max()) + 1} training images, but the data has "
+                f"{len(data.train)}; rerun training.augment on the same --data"
+            )
+        images, source = aug.images, aug.source_index.astype(np.int64)
+    else:
+        images, source = data.train.images, np.arange(len(data.train))
+    if votes is None:
+        votes = label_votes(cfg)
+    t = targets(data.train, votes, cfg.labels, cfg.contempt, drop_nonfaces=not cfg.keep_nonfaces)
+    keep = t.keep[source]
+    if cfg.limit is not None:
+        keep &= source < cfg.limit
+    rows = np.flatnonzero(keep)
+    labels = t.labels[source[rows]]  # the augmented archive's labels are its originals' (mirrors keep them)
+    dist = None if t.soft is None else t.soft[source[rows]]
+    return TrainingSet(images[rows] if len(rows) != len(images) else images, labels, dist, rows)
+
+
+def training_arrays(cfg: TrainConfig, data: FER2013) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels one epoch iterates (training_set without the extras)."""
+    ts = training_set(cfg, data)
+    return ts.images, ts.labels
+
+
+def validation_split(cfg: TrainConfig, data: FER2013, votes=None):  # noqa: ANN001, ANN201 - Split
+    """PublicTest as the run is validated on: FER2013's labels, or the FER+ majority (contempt dropped, the
+    evaluation truth, so runs with either contempt rule pick epochs on the same faces) for FER+ label sources."""
+    if cfg.labels == "fer2013":
+        return data.val
+    from training.ferplus import truth_split
+
+    return truth_split(data.val, votes if votes is not None else label_votes(cfg))
 
 
 @dataclass(frozen=True)
 class ResidentSet:
-    """A split on the device: ``images`` uint8 [N,H,W], ``labels`` int64 [N] and, for distillation, the
-    teacher's probabilities ``soft`` float32 [N,7]."""
+    """A split on the device: ``images`` uint8 [N,H,W], ``labels`` int64 [N], for distillation the teacher's
+    probabilities ``soft`` float32 [N,7], and for ``ferplus-soft`` the vote distributions ``dist`` [N,7]."""
 
     images: torch.Tensor
     labels: torch.Tensor
     soft: torch.Tensor | None = None
+    dist: torch.Tensor | None = None
 
     @classmethod
     def put(cls, images: np.ndarray, labels: np.ndarray, device: torch.device,
-            soft: np.ndarray | None = None) -> ResidentSet:
+            soft: np.ndarray | None = None, dist: np.ndarray | None = None) -> ResidentSet:
         imgs = torch.from_numpy(np.ascontiguousarray(images))
         labs = torch.from_numpy(np.ascontiguousarray(labels)).long()
-        if soft is not None and len(soft) != len(labels):
-            raise ValueError(f"{len(soft)} soft targets for {len(labels)} training images")
-        soft_t = None if soft is None else torch.from_numpy(np.ascontiguousarray(soft, np.float32)).to(device)
-        return cls(imgs.to(device), labs.to(device), soft_t)
+        for name, extra in (("soft", soft), ("vote-distribution", dist)):
+            if extra is not None and len(extra) != len(labels):
+                raise ValueError(f"{len(extra)} {name} targets for {len(labels)} training images")
+
+        def put_rows(a: np.ndarray | None) -> torch.Tensor | None:
+            return None if a is None else torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)
+
+        return cls(imgs.to(device), labs.to(device), put_rows(soft), put_rows(dist))
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.ferplus import CONTEMPT_RULES, LABEL_SOURCES
 from training.models import MODEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,14 @@ class TrainConfig:
     # the loss mixes both faces' targets by the same share. ``mix_alpha`` is the Beta(a, a) of that share.
     mix: str = "none"
     mix_alpha: float = 0.2
+    # What the model learns (training.ferplus): FER2013's own labels, the FER+ ten-person majority, or the FER+
+    # vote distribution; ``ferplus`` is the votes file (ferplus_votes.csv or fer2013new.csv). With votes given,
+    # images FER+ marks as not a face leave the training set unless ``keep_nonfaces``; validation is scored
+    # against the FER+ majority whenever the labels are FER+'s.
+    labels: str = "fer2013"
+    ferplus: str | None = None
+    contempt: str = "drop"  # drop | disgust: FER+'s eighth emotion, left out or folded into disgust
+    keep_nonfaces: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -88,6 +97,11 @@ class TrainConfig:
             (0 <= self.ema < 1, "ema must be in [0, 1): the decay per step, 0 = off"),
             (self.mix in ("none", "mixup", "cutmix"), "mix must be none, mixup or cutmix"),
             (self.mix_alpha > 0, "mix_alpha must be > 0"),
+            (self.labels in LABEL_SOURCES, f"labels must be one of {', '.join(LABEL_SOURCES)}"),
+            (self.labels == "fer2013" or self.ferplus, f"labels {self.labels} need the FER+ votes (--ferplus PATH)"),
+            (self.contempt in CONTEMPT_RULES, f"contempt must be one of {', '.join(CONTEMPT_RULES)}"),
+            (not (self.class_weighted and self.labels == "ferplus-soft"),
+             "class_weighted does not apply to ferplus-soft's vote distributions"),
         ]
         for ok, message in checks:
             if not ok:

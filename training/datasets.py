@@ -25,7 +25,7 @@ from app.emotions import EMOTIONS
 SIDE = 48
 USAGES = ("Training", "PublicTest", "PrivateTest")
 SPLIT_OF_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
-CACHE_VERSION = 2  # bump when the arrays' content or order changes, so stale caches are not reused
+CACHE_VERSION = 3  # bump when the arrays' content or order changes, so stale caches are not reused
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
@@ -35,17 +35,27 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Split:
-    """One split: ``images`` (N, 48, 48) uint8 and ``labels`` (N,) int64 in canonical class order."""
+    """One split: ``images`` (N, 48, 48) uint8 and ``labels`` (N,) int64 in canonical class order.
+
+    ``keys`` (N,) names where each row came from, so a second label source (FER+ votes, training.ferplus)
+    can be attached to it: ``row:<n>`` (0-based data row of ``fer2013.csv``) or the file's path relative to
+    the image folder (``train/angry/Training_10118481.jpg``). None for arrays made in memory.
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    keys: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def head(self, n: int | None) -> Split:
         """The first ``n`` examples (all when ``n`` is None): cheap runs on a fixed, reproducible subset."""
-        return self if n is None else Split(self.images[:n], self.labels[:n])
+        return self if n is None else self.take(slice(0, n))
+
+    def take(self, rows) -> Split:  # noqa: ANN001 - a slice, index array or boolean mask
+        """The rows ``rows`` (a slice, indices or a boolean mask), keys kept in step."""
+        return Split(self.images[rows], self.labels[rows], None if self.keys is None else self.keys[rows])
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,7 @@ def load_fer2013(path: str | os.PathLike, cache: bool = True) -> FER2013:
         try:
             with np.load(cache_file) as z:
                 return FER2013(
-                    *(Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in ("train", "val", "test")),
+                    *(Split(z[f"{s}_images"], z[f"{s}_labels"], z[f"{s}_keys"]) for s in ("train", "val", "test")),
                     source=str(source),
                 )
         except Exception:  # a torn cache file is rebuilt, never trusted
@@ -97,7 +107,9 @@ def load_fer2013(path: str | os.PathLike, cache: bool = True) -> FER2013:
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         arrays = {
-            f"{s}_{k}": getattr(getattr(data, s), k) for s in ("train", "val", "test") for k in ("images", "labels")
+            f"{s}_{k}": getattr(getattr(data, s), k)
+            for s in ("train", "val", "test")
+            for k in ("images", "labels", "keys")
         }
         # A unique temp name: two trainings started together both build the cache; neither may rename the
         # other's half-written file.
@@ -106,12 +118,12 @@ def load_fer2013(path: str | os.PathLike, cache: bool = True) -> FER2013:
     return data
 
 
-def _splits(parts: dict[str, tuple[list, list]], source: Path) -> FER2013:
+def _splits(parts: dict[str, tuple[list, list, list]], source: Path) -> FER2013:
     out = {}
     for usage in USAGES:
-        images, labels = parts[usage]
+        images, labels, keys = parts[usage]
         arr = np.stack(images).astype(np.uint8) if images else np.zeros((0, SIDE, SIDE), np.uint8)
-        out[SPLIT_OF_USAGE[usage]] = Split(arr, np.asarray(labels, dtype=np.int64))
+        out[SPLIT_OF_USAGE[usage]] = Split(arr, np.asarray(labels, dtype=np.int64), np.asarray(keys, dtype=str))
     if len(out["train"]) == 0:
         raise DatasetError(f"{source}: no Training images found")
     return FER2013(out["train"], out["val"], out["test"], source=str(source))
@@ -120,7 +132,7 @@ def _splits(parts: dict[str, tuple[list, list]], source: Path) -> FER2013:
 def read_csv(path: str | os.PathLike) -> FER2013:
     """Parse Kaggle's ``fer2013.csv`` (``emotion,pixels,Usage``)."""
     path = Path(path)
-    parts: dict[str, tuple[list, list]] = {u: ([], []) for u in USAGES}
+    parts: dict[str, tuple[list, list, list]] = {u: ([], [], []) for u in USAGES}
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
@@ -131,9 +143,11 @@ def read_csv(path: str | os.PathLike) -> FER2013:
             if not {"emotion", "pixels", "Usage"} <= set(cols):
                 raise DatasetError(f"{path}: header must contain emotion,pixels,Usage (got {','.join(cols)})")
             ie, ip, iu = cols.index("emotion"), cols.index("pixels"), cols.index("Usage")
+            data_row = -1  # 0-based row among the data rows: fer2013new.csv (FER+) lines up with it
             for row_no, row in enumerate(reader, start=2):
                 if not row:
                     continue
+                data_row += 1
                 where = f"{path}:{row_no}"
                 if len(row) < len(cols):
                     raise DatasetError(f"{where}: expected {len(cols)} columns, got {len(row)}")
@@ -152,6 +166,7 @@ def read_csv(path: str | os.PathLike) -> FER2013:
                     raise DatasetError(f"{where}: pixel values must be 0-255")
                 parts[usage][0].append(pixels.reshape(SIDE, SIDE))
                 parts[usage][1].append(int(label))
+                parts[usage][2].append(f"row:{data_row}")
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: not a text CSV file") from None
     except OSError as e:
@@ -210,10 +225,11 @@ def read_folder(root: str | os.PathLike) -> FER2013:
             entries += [(f.name, f, label, _usage_of(f.name, top)) for f in files]
     # Sort by file name across classes: Kaggle's names carry random ids, so any prefix (--limit N) holds every
     # class in its natural proportion instead of N angry faces, as a class-by-class order would give.
-    parts: dict[str, tuple[list, list]] = {u: ([], []) for u in USAGES}
+    parts: dict[str, tuple[list, list, list]] = {u: ([], [], []) for u in USAGES}
     for _, f, label, usage in sorted(entries, key=lambda e: (e[0], e[2])):
         parts[usage][0].append(decode_gray(f))
         parts[usage][1].append(label)
+        parts[usage][2].append(f.relative_to(root).as_posix())
     return _splits(parts, root)
 
 

@@ -109,8 +109,9 @@ def choose_teachers(available: list[str], teachers: str, student: str) -> list[s
     return chosen
 
 
-def soft_targets(cfg, data) -> np.ndarray:  # noqa: ANN001 - TrainConfig, FER2013
-    """The run's soft targets, one row per training row (same order and ``limit`` as training.batches)."""
+def soft_targets(cfg, data, rows: np.ndarray | None = None) -> np.ndarray:  # noqa: ANN001 - TrainConfig, FER2013
+    """The run's soft targets, one row per training row: ``rows`` of the whole pool (training.batches'
+    TrainingSet.rows), or without it the same order and ``limit`` as training.batches."""
     info, logits = load(cfg.distill)
     images, _, source = full_training_images(cfg.augmented, data)
     if len(images) != len(next(iter(logits.values()))) or images_digest(images) != info["images_sha256"]:
@@ -118,6 +119,8 @@ def soft_targets(cfg, data) -> np.ndarray:  # noqa: ANN001 - TrainConfig, FER201
                          f"({cfg.augmented or 'the raw training split'}); rerun training.distill on them")
     probs = teacher_probs(logits, info["weights"], cfg.distill_temperature,
                           choose_teachers(info["models"], cfg.distill_teachers, cfg.model))
+    if rows is not None:
+        return probs[rows]
     if cfg.limit is None:
         return probs
     return probs[source < cfg.limit] if cfg.augmented else probs[: cfg.limit]

@@ -127,19 +127,32 @@ def score(
     return metrics
 
 
-def record_ensemble(zoo_dir: str | Path, models: list[str], split: str, metrics: dict) -> None:
-    """Store the ensemble's measured accuracy in the manifest, beside the per-model metrics and its weights."""
+def record_ensemble(zoo_dir: str | Path, models: list[str], split: str, metrics: dict, truth: str = "fer2013",
+                    per_model: dict[str, dict] | None = None) -> None:
+    """Store the ensemble's measured accuracy in the manifest, beside the per-model metrics and its weights.
+
+    ``truth`` ``ferplus`` records ``ferplus_<split>_accuracy`` keys (the FER+ majority), and then also each
+    model's own FER+ scores from ``per_model`` (a zoo trained before FER+ existed gains them this way)."""
     from training.datasets import SPLIT_OF_USAGE
     from training.manifest import read_manifest, write_manifest
 
     key = {"val": "public_test", "test": "private_test", "train": "train"}[SPLIT_OF_USAGE.get(split, split)]
+    if truth == "ferplus":
+        key = f"ferplus_{key}"
     manifest = read_manifest(zoo_dir)
     ens = manifest.get("ensemble", {})
     if ens.get("models") != models:
         ens = {"models": models, "method": "mean of probabilities"}
-    ens[f"{key}_accuracy"] = round(metrics["accuracy"], 4)
-    if "accuracy_tta" in metrics:
-        ens[f"{key}_accuracy_tta"] = round(metrics["accuracy_tta"], 4)
+
+    def put(into: dict, m: dict) -> None:
+        into[f"{key}_accuracy"] = round(m["accuracy"], 4)
+        if "accuracy_tta" in m:
+            into[f"{key}_accuracy_tta"] = round(m["accuracy_tta"], 4)
+
+    put(ens, metrics)
+    for entry in manifest.get("models", []):
+        if per_model and entry.get("name") in per_model:
+            put(entry.setdefault("metrics", {}), per_model[entry["name"]])
     manifest["ensemble"] = ens
     write_manifest(zoo_dir, manifest)
 
@@ -184,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m training.evaluate",
         description="Evaluate an ONNX model or a training checkpoint on a FER2013 split and write report files "
         "(classification_report.txt, confusion_matrix.png, roc.png, metrics.json).",
-        epilog="example: python -m training.evaluate models_zoo/cnn.onnx --data ../shared/data/fer2013 "
-        "--split test --tta --out logs/eval-cnn",
+        epilog="examples:\n  python -m training.evaluate models_zoo/cnn.onnx --data ../shared/data/fer2013 "
+        "--split test --tta --out logs/eval-cnn\n"
+        "  python -m training.evaluate --zoo models_zoo --data ../shared/data/fer2013 --split val "
+        "--ferplus ../shared/data/ferplus/ferplus_votes.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="*", help="exported .onnx file(s) or a checkpoint (.pt) written by training.train; "
                    "several files are scored as an ensemble (mean of probabilities)")
@@ -198,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="which split to score: val = PublicTest (model selection), test = PrivateTest "
                         "(final numbers only) (default: %(default)s)")
     p.add_argument("--tta", action="store_true", help="also score with horizontal-flip test-time augmentation")
+    p.add_argument("--ferplus", metavar="PATH", help="also score against the FER+ ten-person majority (the faces "
+                   "that have one), from ferplus_votes.csv (image folders) or fer2013new.csv (fer2013.csv), e.g. "
+                   "../shared/data/ferplus/ferplus_votes.csv; its report files go to --out/ferplus/")
     p.add_argument("--out", help="folder for the report files (default: print metrics only)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--explain", type=int, default=0, metavar="N",
@@ -240,18 +259,33 @@ def main(argv: list[str] | None = None) -> int:
         name = files[0].name if len(files) == 1 else "ensemble of " + " + ".join(f.stem for f in files)
         metrics = score(predict, split.images, split.labels, args.out, tta=args.tta,
                         title=f"{name} on {args.split}")
+        fp_metrics = None
+        if args.ferplus:
+            from training.ferplus import read_votes, truth_split
+
+            fp = truth_split(split, read_votes(args.ferplus))
+            fp_out = None if args.out is None else Path(args.out) / "ferplus"
+            fp_metrics = score(predict, fp.images, fp.labels, fp_out, tta=args.tta,
+                               title=f"{name} on {args.split}, FER+ majority")
         if args.record:
             record_ensemble(args.zoo, [m.name for m in zoo], args.split, metrics)
+            if fp_metrics is not None:
+                per_model = {m.name: score(pr, fp.images, fp.labels, tta=args.tta)
+                             for m, pr in zip(zoo, predictors, strict=True)}
+                record_ensemble(args.zoo, [m.name for m in zoo], args.split, fp_metrics, "ferplus", per_model)
         if args.explain:
             for path in explain_grids(files, args.zoo, split.images, split.labels, args.explain, args.out):
                 print(f"saliency grid: {path}")
     except (DatasetError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    line = f"{args.split}: accuracy {metrics['accuracy']:.4f} on {metrics['n']} images"
-    if "accuracy_tta" in metrics:
-        line += f", with flip TTA {metrics['accuracy_tta']:.4f}"
-    print(line)
+    for truth, m in (("FER2013 labels", metrics), ("FER+ majority", fp_metrics)):
+        if m is None:
+            continue
+        line = f"{args.split}: accuracy {m['accuracy']:.4f} on {m['n']} images ({truth})"
+        if "accuracy_tta" in m:
+            line += f", with flip TTA {m['accuracy_tta']:.4f}"
+        print(line)
     return 0
 
 

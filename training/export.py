@@ -53,36 +53,48 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int,
 
 def export_and_register(
     model: torch.nn.Module, name: str, zoo_dir: str | Path, data, training: dict, eval_dir: str | Path | None,
-    weights_format: str = "fp32", tolerance: float = 0.003,
+    weights_format: str = "fp32", tolerance: float = 0.003, votes=None, labels: str = "fer2013",  # noqa: ANN001
 ) -> dict:
     """Export, then score the exported ONNX file itself on PublicTest and PrivateTest, and record the manifest.
 
     Scoring the ONNX file (not the torch model) means the manifest states what the app will actually do.
     PrivateTest is scored here and only here: once per final model. With ``weights_format`` fp16/int8 the
     smaller file replaces the fp32 one only if its PublicTest accuracy is within ``tolerance`` of fp32's.
+
+    With FER+ ``votes`` (training.ferplus) both splits are scored against both truths (``ferplus_*`` metrics,
+    the FER+ report files under ``<eval_dir>/ferplus/``); ``labels`` is the model's label source, recorded in
+    the manifest, and its truth is the one the weight-format tolerance is judged on.
     """
+    from training.ferplus import truth_split
+
+    fp_val = fp_test = None
+    if votes is not None:
+        fp_val, fp_test = truth_split(data.val, votes), truth_split(data.test, votes)
+    judged = fp_val if (fp_val is not None and labels != "fer2013") else data.val
     from training.compress import compress
 
     zoo_dir = Path(zoo_dir)
     onnx_path = export_onnx(model, zoo_dir / f"{name}.onnx")
     predict = onnx_predictor(onnx_path)
-    val = score(predict, data.val.images, data.val.labels, tta=True)
+    judged_val = score(predict, judged.images, judged.labels)
     weights = {"weights": "fp32"}
     if weights_format != "fp32":
         small = compress(onnx_path, weights_format, onnx_path.with_name(f".{name}.{weights_format}.onnx"))
-        small_val = score(onnx_predictor(small), data.val.images, data.val.labels, tta=True)
-        drop = val["accuracy"] - small_val["accuracy"]
+        small_val = score(onnx_predictor(small), judged.images, judged.labels)
+        drop = judged_val["accuracy"] - small_val["accuracy"]
         if drop <= tolerance:
             os.replace(small, onnx_path)
-            weights = {"weights": weights_format, "fp32_public_test_accuracy": round(val["accuracy"], 4)}
-            predict, val = onnx_predictor(onnx_path), small_val
+            key = "fp32_ferplus_public_test_accuracy" if judged is fp_val else "fp32_public_test_accuracy"
+            weights = {"weights": weights_format, key: round(judged_val["accuracy"], 4)}
+            predict = onnx_predictor(onnx_path)
         else:
             small.unlink()
             weights["weights_note"] = (f"{weights_format} rejected: PublicTest {100 * drop:.2f} points below fp32 "
                                        f"(tolerance {100 * tolerance:.2f})")
+    val = score(predict, data.val.images, data.val.labels, tta=True)
     test_dir = None if eval_dir is None else Path(eval_dir)
-    test = score(predict, data.test.images, data.test.labels, test_dir, tta=True,
-                 title=f"{DISPLAY_NAMES.get(name, name)} on PrivateTest")
+    shown = DISPLAY_NAMES.get(name, name)
+    test = score(predict, data.test.images, data.test.labels, test_dir, tta=True, title=f"{shown} on PrivateTest")
     metrics = {
         "public_test_accuracy": round(val["accuracy"], 4),
         "private_test_accuracy": round(test["accuracy"], 4),
@@ -91,13 +103,26 @@ def export_and_register(
         "private_test_accuracy_tta": round(test["accuracy_tta"], 4),
         **weights,
     }
-    update_manifest(zoo_dir, manifest_entry(name, onnx_path.name, metrics, training))
+    full = {"public_test": val, "private_test": test}
+    if fp_val is not None:
+        fval = score(predict, fp_val.images, fp_val.labels, tta=True)
+        ftest = score(predict, fp_test.images, fp_test.labels, None if test_dir is None else test_dir / "ferplus",
+                      tta=True, title=f"{shown} on PrivateTest, FER+ majority")
+        metrics.update({
+            "ferplus_public_test_accuracy": round(fval["accuracy"], 4),
+            "ferplus_private_test_accuracy": round(ftest["accuracy"], 4),
+            "ferplus_public_test_accuracy_tta": round(fval["accuracy_tta"], 4),
+            "ferplus_private_test_accuracy_tta": round(ftest["accuracy_tta"], 4),
+        })
+        full.update({"ferplus_public_test": fval, "ferplus_private_test": ftest})
+    entry = manifest_entry(name, onnx_path.name, metrics, training)
+    entry["labels"] = labels
+    update_manifest(zoo_dir, entry)
     from training.saliency_export import prepare_zoo
 
     prepare_zoo(zoo_dir, [name])  # the saliency maps' extra outputs and explainer (the logits are unchanged)
     if test_dir is not None:
-        full = {"public_test": val, "private_test": test, "manifest_metrics": metrics}
-        (test_dir / "metrics.json").write_text(json.dumps(full, indent=2))
+        (test_dir / "metrics.json").write_text(json.dumps({**full, "manifest_metrics": metrics}, indent=2))
     return metrics
 
 
@@ -116,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights-format", choices=FORMATS, default="fp32",
                    help="store weights smaller if PublicTest accuracy stays within 0.3 points of fp32: fp16 (half "
                         "size, fp32 speed; for cnn/resnet18) or int8 (quarter size; for ff) (default: %(default)s)")
+    p.add_argument("--ferplus", metavar="PATH", help="FER+ votes to score against as well (ferplus_votes.csv or "
+                   "fer2013new.csv; default: the run config's own, if any)")
     p.add_argument("--eval-dir", help="where to write the PrivateTest report files (default: the checkpoint's folder)")
     args = p.parse_args(argv)
 
@@ -135,7 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         from training.summary import training_summary
 
         training = training_summary(run_dir, data)
-        metrics = export_and_register(model, name, args.out, data, training, eval_dir, args.weights_format)
+        cfg = ckpt.get("config", {})
+        ferplus = args.ferplus or cfg.get("ferplus")
+        votes = None
+        if ferplus:
+            from training.ferplus import read_votes
+
+            votes = read_votes(ferplus)
+        metrics = export_and_register(model, name, args.out, data, training, eval_dir, args.weights_format,
+                                      votes=votes, labels=cfg.get("labels", "fer2013"))
     except (DatasetError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

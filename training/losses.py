@@ -1,5 +1,5 @@
-"""The training loss: cross-entropy on the hard labels, mixed with distillation to soft targets, both
-following a mixed batch (mixup/cutmix) by its share.
+"""The training loss: cross-entropy on the hard labels (or on FER+ vote distributions), mixed with
+distillation to soft targets, both following a mixed batch (mixup/cutmix) by its share.
 
 Kept apart from the loop so each term is testable alone. Under DDP every term is scaled so that DDP's
 average of the processes' gradients equals the gradient of the global batch's loss, as one process would
@@ -27,6 +27,7 @@ class Targets:
     soft: torch.Tensor | None = None
     perm: torch.Tensor | None = None
     lam: float = 1.0
+    dist: torch.Tensor | None = None  # FER+ vote distributions, the label target instead of ``y`` (ferplus-soft)
 
 
 def hard_loss(logits: torch.Tensor, y: torch.Tensor, y_global: torch.Tensor, cfg: TrainConfig,
@@ -37,6 +38,18 @@ def hard_loss(logits: torch.Tensor, y: torch.Tensor, y_global: torch.Tensor, cfg
     total = F.cross_entropy(logits, y, weight=weight, label_smoothing=cfg.label_smoothing, reduction="sum")
     denom = weight[y_global].sum() if weight is not None else y_global.numel()
     return total * world / denom
+
+
+def distribution_loss(logits: torch.Tensor, dist: torch.Tensor, y_global: torch.Tensor, cfg: TrainConfig,
+                      world: int) -> torch.Tensor:
+    """Cross-entropy against a target distribution (Barsoum et al.'s "probability" scheme), smoothed as
+    F.cross_entropy smooths a one-hot label, so on one-hot votes it equals :func:`hard_loss` exactly."""
+    if cfg.label_smoothing:
+        dist = dist * (1 - cfg.label_smoothing) + cfg.label_smoothing / dist.shape[1]
+    per_row = -(dist * F.log_softmax(logits, dim=1)).sum(1)
+    if world == 1:
+        return per_row.mean()
+    return per_row.sum() * world / y_global.numel()
 
 
 def soft_loss(logits: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -52,10 +65,12 @@ def batch_loss(logits: torch.Tensor, t: Targets, cfg: TrainConfig, weight: torch
                world: int = 1) -> torch.Tensor:
     """(1 - alpha) * hard + alpha * soft, each split between the two faces of a mixed batch by ``lam``."""
 
-    def hard(y: torch.Tensor) -> torch.Tensor:
-        return hard_loss(logits, y, t.y_global, cfg, weight, world)
+    def label(perm: torch.Tensor | None = None) -> torch.Tensor:
+        if t.dist is not None:
+            return distribution_loss(logits, t.dist if perm is None else t.dist[perm], t.y_global, cfg, world)
+        return hard_loss(logits, t.y if perm is None else t.y[perm], t.y_global, cfg, weight, world)
 
-    loss = hard(t.y) if t.perm is None else t.lam * hard(t.y) + (1 - t.lam) * hard(t.y[t.perm])
+    loss = label() if t.perm is None else t.lam * label() + (1 - t.lam) * label(t.perm)
     if t.soft is None or cfg.distill_alpha == 0:
         return loss
     soft = t.soft if t.perm is None else t.lam * t.soft + (1 - t.lam) * t.soft[t.perm]

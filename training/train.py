@@ -31,13 +31,24 @@ from tqdm import tqdm
 
 from training import checkpoint, distributed
 from training.averaging import WeightAverage
-from training.batches import ResidentSet, epoch_generators, epoch_seed, mix_batch, online_augment, training_arrays
+from training.batches import (
+    ResidentSet,
+    epoch_generators,
+    epoch_seed,
+    label_votes,
+    mix_batch,
+    online_augment,
+    training_arrays,
+    training_set,
+    validation_split,
+)
 from training.compress import FORMATS as WEIGHT_FORMATS
 from training.config import ROOT, TrainConfig, read_config_file
 from training.datasets import FER2013, DatasetError, load_fer2013
 from training.device import DEVICE_HELP, describe
 from training.distill import TEACHERS_HELP, soft_targets
 from training.events import summary_writer
+from training.ferplus import CONTEMPT_RULES, LABEL_SOURCES, LABELS_HELP
 from training.losses import Targets, batch_loss
 from training.models import MODEL_NAMES, build_model, count_parameters
 from training.precision import Precision, choose_precision, make_scaler
@@ -168,7 +179,8 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
         with rt.precision.autocast(rt.device):
             logits = model(x)
         targets = Targets(y, train_set.labels[glob] if world > 1 else y,
-                          None if train_set.soft is None else train_set.soft[idx], perm, lam)
+                          None if train_set.soft is None else train_set.soft[idx], perm, lam,
+                          None if train_set.dist is None else train_set.dist[idx])
         loss = batch_loss(logits.float(), targets, cfg, rt.weight, world)
         opt.zero_grad(set_to_none=True)
         if scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before the step
@@ -258,13 +270,16 @@ def fit(
     run_dir = Path(run_dir)
     if main_rank:
         run_dir.mkdir(parents=True, exist_ok=True)
-    images, labels = training_arrays(cfg, data)
+    votes = label_votes(cfg)
+    ts = training_set(cfg, data, votes)
+    images, labels = ts.images, ts.labels
     steps_per_epoch = len(labels) // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(labels)} training images")
-    soft = soft_targets(cfg, data) if cfg.distill else None
-    train_set = ResidentSet.put(images, labels, dev, soft)
-    val_set = ResidentSet.put(data.val.images, data.val.labels, dev)
+    soft = soft_targets(cfg, data, ts.rows) if cfg.distill else None
+    train_set = ResidentSet.put(images, labels, dev, soft, ts.dist)
+    val = validation_split(cfg, data, votes)
+    val_set = ResidentSet.put(val.images, val.labels, dev)
 
     precision = choose_precision(dev, cfg.bf16)
     rt = Runtime(dev, precision, ctx, class_weights(labels).to(dev) if cfg.class_weighted else None)
@@ -383,7 +398,8 @@ def finish(
 
     model = checkpoint.load_model(result.run_dir / "best.pt")
     training = training_summary(result.run_dir, data)
-    return export_and_register(model, name or cfg.model, zoo_dir, data, training, result.run_dir, weights_format)
+    return export_and_register(model, name or cfg.model, zoo_dir, data, training, result.run_dir, weights_format,
+                               votes=label_votes(cfg), labels=cfg.labels)
 
 
 # ------------------------------------------------------------------------------------------- the CLI
@@ -400,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m training.train --config training/configs/cnn.json --data ../shared/data/fer2013 "
         "--augmented data/fer2013-aug.npz\n"
         "  python -m training.train --model cnn --data ../shared/data/fer2013 --resume   # after a kill\n"
+        "  python -m training.train --config training/configs/cnn-ferplus.json --data ../shared/data/fer2013 "
+        "--labels ferplus-soft --ferplus ../shared/data/ferplus/ferplus_votes.csv\n"
         "  python -m training.train --model resnet18 --data ../shared/data/fer2013 --device cuda:1\n"
         "  torchrun --nproc_per_node 4 -m training.train --model cnn --data ../shared/data/fer2013 --device cuda\n"
         "    (one model on 4 GPUs; --batch-size and --lr stay global; --resume works the same way)",
@@ -440,6 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
     a("--mix", choices=["none", "mixup", "cutmix"], help="mix each batch with a permutation of itself: mixup "
       "blends two faces, cutmix pastes a box of one into the other (default: none)")
     a("--mix-alpha", type=float, help="Beta(a, a) parameter of the mixing share (default: 0.2)")
+    a("--labels", choices=LABEL_SOURCES, help=f"what the model learns: {LABELS_HELP} (default: fer2013)")
+    a("--ferplus", metavar="PATH", help="FER+ votes: ferplus_votes.csv for the image-folder layout or Microsoft's "
+      "fer2013new.csv for fer2013.csv, e.g. ../shared/data/ferplus/ferplus_votes.csv; with it, images FER+ marks as "
+      "not a face leave the training set")
+    a("--contempt", choices=CONTEMPT_RULES, help="FER+ contempt votes: drop them, or fold them into disgust "
+      "(default: drop)")
+    a("--keep-nonfaces", action="store_true", default=None, help="keep images FER+ marks as not a face in the "
+      "training set (default: they leave it when --ferplus is given)")
     a("--patience", type=int, help="early stop after this many epochs without validation gain (default: 10); "
       "with --resume it replaces the run's own, e.g. to let an early-stopped onecycle run finish its schedule")
     a("--seed", type=int, help="random seed (default: 0)")
@@ -470,7 +496,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     direct = ["model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler",
               "label_smoothing", "class_weighted", "online_aug", "erase", "patience", "seed", "limit", "augmented",
               "bf16", "channels_last", "distill", "distill_alpha", "distill_temperature", "distill_teachers", "ema",
-              "mix", "mix_alpha"]
+              "mix", "mix_alpha", "labels", "ferplus", "contempt", "keep_nonfaces"]
     for key in direct:
         value = getattr(args, key)
         if value is not None:
