@@ -40,6 +40,8 @@ from app.journal import (  # noqa: F401 - re-exported: the GUI's folder labellin
     write_summary,
 )
 from app.scan import ANNOTATED, EXPLAINED, Item, Scan, scan_inputs  # noqa: F401 - re-exported
+from app.smooth import SMOOTH_S
+from app.track import DETECT_EVERY
 from app.workers import MAX_WORKERS, Options, annotated_path, default_workers, label_one, ordered_results
 from app.zoo import ZOO_ENV, ZooError
 
@@ -125,8 +127,14 @@ def run(args: argparse.Namespace) -> int:
     remove_stale_temp_files(out_dir)
     if args.resume:
         check_resume_settings(out_dir, {"eye_check": not args.no_eye_check, "tta": args.tta,
-                                        "detector": args.detector})
+                                        "detector": args.detector, **_video_settings(args)})
+    from app.video import is_video
+    from app.video_batch import prepare_videos, video_summary
+
+    videos = [it for it in scan.items if is_video(it.path)]
+    scan.items = [it for it in scan.items if not is_video(it.path)]
     done = prepare_outputs(out_dir, header, args.resume)
+    vouts = prepare_videos(out_dir, labeler, args.resume) if videos or args.resume else None
     resumed = sum(1 for it in scan.items if key(it.path) in done)
     to_go = len(scan.items) - resumed
 
@@ -157,18 +165,64 @@ def run(args: argparse.Namespace) -> int:
             should_stop=lambda: flag.stop,
             progress=lambda i, n, name: bar.update(i - bar.n),
             log=lambda msg: bar.write(msg, file=sys.stderr),
-        )
+        ) if scan.items else ([], False)
+        bar.close()
+        if videos and not interrupted:
+            interrupted = _label_videos(labeler, videos, vouts, args, flag)
     args.workers = workers
-    summary = write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t_start, interrupted)
+    extra = {"videos": video_summary(vouts, videos), **_video_settings(args)} if vouts else {}
+    summary = write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t_start, interrupted,
+                            extra)
     print(
         f"{summary['labelled']} of {summary['images']} image(s) labelled, {summary['faces']} face(s); "
         f"{len(summary['no_face'])} without a face, {len(summary['errors'])} error(s) -> {shown(out_dir / LABELS)}"
     )
+    if videos:
+        v = summary["videos"]
+        print(f"{v['done']} of {v['videos']} video(s) labelled, {v['frames']} frame(s), {v['tracks']} track(s); "
+              f"{len(v['errors'])} error(s) -> {shown(out_dir / 'frames.csv')}, {shown(out_dir / 'tracks.csv')}")
     if interrupted:
         print(f"interrupted: rerun the same command with --resume to label the remaining "
               f"{summary['images'] - summary['done']} image(s)", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _video_settings(args: argparse.Namespace) -> dict:
+    return {"detect_every": args.detect_every, "smooth_s": args.smooth, "fps": args.fps}
+
+
+def _label_videos(labeler: Labeler, videos: list[Item], vouts, args: argparse.Namespace, flag: _StopFlag) -> bool:  # noqa: ANN001
+    """The videos of the batch, one progress bar (frames, with ETA) each; returns whether it was interrupted."""
+    from tqdm import tqdm
+
+    from app.video_batch import label_videos
+    from app.video_label import VideoOptions
+
+    opts = VideoOptions(detect_every=args.detect_every, smooth_s=args.smooth, fps=args.fps, detector=args.detector,
+                        eye_check=not args.no_eye_check, tta=args.tta)
+    bars: list = []
+
+    def started(it: Item) -> None:
+        for b in bars:
+            b.close()
+        bars[:] = [tqdm(total=None, unit="frame", desc=it.path.name[:30], file=sys.stderr, dynamic_ncols=True)]
+
+    def progress(done: int, total: int | None, t: float) -> None:
+        bar = bars[0]
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        _, stopped = label_videos(labeler, videos, vouts, opts, args.annotate, lambda: flag.stop,
+                                  log=lambda msg: print(msg, file=sys.stderr), progress=progress, started=started)
+    except KeyboardInterrupt:
+        stopped = True
+    finally:
+        for b in bars:
+            b.close()
+    return stopped
 
 
 def label_items(
@@ -259,7 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {PROG} a.jpg b.png --out out/ --no-eye-check\n"
             f"  {PROG} holiday/ --out labelled/ --recursive --resume    # continue after Ctrl+C or a crash\n"
             f"  {PROG} holiday/ --out labelled/ --workers 2 --detector mtcnn   # two processes, same labels.csv\n"
-            f"  {PROG} class_photo.jpg --out why/ --explain    # why/explained/: each face's saliency maps\n\n"
+            f"  {PROG} class_photo.jpg --out why/ --explain    # why/explained/: each face's saliency maps\n"
+            f"  {PROG} interview.mp4 --out results/ --annotate   # frames.csv, tracks.csv, timelines/, annotated/\n"
+            f"  {PROG} lectures/ --out results/ --fps 5 --resume   # long videos: 5 frames a second, resumable\n\n"
+            "Videos (mp4, mov, m4v, avi, mkv, webm) write DIR/frames.csv (one row per tracked face per analysed\n"
+            "frame: video, frame, time_s, track, box, each model's label, the ensemble's, the smoothed label and\n"
+            "its seven probabilities), DIR/tracks.csv (one row per track: first/last second, dominant emotion,\n"
+            "share of time per emotion) and DIR/timelines/<video>/ (a chart per track and an overview).\n\n"
             "Bad or non-image files (corrupt or truncated images, links that loop or lead nowhere, FIFOs,\n"
             "device files, unreadable folders) are skipped with a one-line reason, also listed in summary.json;\n"
             "they never stop the batch. labels.csv is the same, row for row, whatever --workers is.\n"
@@ -270,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images "
-                   f"(this installation reads {', '.join(readable_formats())})")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image and video files and/or folders of them "
+                   f"(this installation reads {', '.join(readable_formats())}; videos: mp4, mov, m4v, avi, mkv, "
+                   "webm)")
     p.add_argument("--out", "-o", required=True, metavar="DIR",
                    help="output folder for labels.csv, summary.json and annotated/ (created if missing); "
                    "example: --out results/")
@@ -298,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"label in N worker processes, each with its own models (default: the number of cores, "
                    f"at most {MAX_WORKERS}; here {default_workers()}); rows come out in the same order whatever N "
                    "is; 1 labels in this process (example: --workers 1 on a busy machine)")
+    p.add_argument("--detect-every", type=int, default=DETECT_EVERY, metavar="N",
+                   help=f"videos: run the face detector on every N-th analysed frame and follow faces with the "
+                   f"tracker in between (default: {DETECT_EVERY}, chosen by benchmarks/tracking.py; 1 detects on "
+                   "every frame; example: --detect-every 1)")
+    p.add_argument("--smooth", type=float, default=SMOOTH_S, metavar="SECONDS",
+                   help=f"videos: time constant of each track's smoothed labels (frames.csv smooth_label and p_*; "
+                   f"the raw labels stay beside them); 0 = off (default: {SMOOTH_S}; example: --smooth 1)")
+    p.add_argument("--fps", type=float, default=None, metavar="F",
+                   help="videos: analyse F frames per second instead of every frame, for long videos "
+                   "(example: --fps 5)")
     p.add_argument("--resume", action="store_true",
                    help="skip images already labelled in DIR/labels.csv by an earlier (interrupted) run of the "
                    "same command; images that failed are tried again (example: rerun the command + --resume)")
@@ -318,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--threads must be at least 1")
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.detect_every < 1:
+        parser.error("--detect-every must be at least 1")
+    if args.smooth < 0:
+        parser.error("--smooth must be 0 or more seconds")
+    if args.fps is not None and not args.fps > 0:
+        parser.error("--fps must be more than 0")
     try:
         return run(args)
     except UsageError as e:

@@ -108,7 +108,8 @@ def read_journal(path: Path) -> dict[str, dict]:
 
 
 # The options that change labels: one labels.csv must not mix two ways of labelling. key -> (flag, what).
-RESUME_SETTINGS = {"eye_check": "the eye check", "tta": "flip TTA", "detector": "the detector"}
+RESUME_SETTINGS = {"eye_check": "the eye check", "tta": "flip TTA", "detector": "the detector",
+                   "detect_every": "--detect-every", "smooth_s": "--smooth", "fps": "--fps"}
 
 
 def check_resume_settings(out_dir: Path, settings: dict[str, Any]) -> None:
@@ -265,6 +266,7 @@ def write_summary(
     args: Any,
     seconds: float,
     interrupted: bool,
+    extra: dict | None = None,
 ) -> dict:
     """summary.json over everything labelled in this folder (earlier resumed runs included), atomically."""
     current = {key(it.path) for it in scan.items}
@@ -292,6 +294,7 @@ def write_summary(
         "workers": int(getattr(args, "workers", None) or 1),
         "models": [m.name for m in labeler.models],
         "zoo": str(labeler.zoo_dir),
+        **(extra or {}),
     }
     write_text(out_dir / SUMMARY, json_text(summary, indent=2) + "\n")
     return summary

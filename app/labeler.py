@@ -195,9 +195,21 @@ class Labeler:
             ensemble = softmax(np.mean([np.log(np.clip(e, 1e-12, None)) for e in ensembles], axis=0))
         return {name: p.astype(np.float32) for name, p in per_model.items()}, ensemble.astype(np.float32)
 
-    def _prediction(self, probs: np.ndarray) -> Prediction:
+    def prediction(self, probs: np.ndarray) -> Prediction:
+        """The :class:`Prediction` of one face's probabilities (7,): top class and its probability."""
         i = int(np.argmax(probs))
         return Prediction(probs=probs, label=self.classes[i], confidence=float(probs[i]))
+
+    _prediction = prediction  # the name the photo path has always used
+
+    def label_video(self, path: str | os.PathLike, opts=None, state: dict | None = None,  # noqa: ANN001
+                    keep_rgb: bool = False):  # noqa: ANN201 - Iterator[app.video_label.VideoFrame]
+        """Label a video file frame by frame with tracked faces: yields :class:`app.video_label.VideoFrame`
+        (frame index, time, each face's track number, box, per-model, ensemble and smoothed labels).
+        ``opts`` is an :class:`app.video_label.VideoOptions`; see :func:`app.video_label.label_video`."""
+        from app.video_label import VideoOptions, label_video
+
+        return label_video(self, path, opts or VideoOptions(), state, keep_rgb)
 
     def label_image(
         self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None, tta: bool = False,

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.imageio import IMAGE_SUFFIXES, file_kind, os_reason
+from app.video import VIDEO_SUFFIXES
 
 # Names inside the output folder that the batch writes itself (never inputs).
-OWN_OUTPUTS = ("labels.csv", "summary.json")
+OWN_OUTPUTS = ("labels.csv", "summary.json", "frames.csv", "tracks.csv")
 ANNOTATED = "annotated"
+TIMELINES = "timelines"  # app.video_rows: the charts of each video's tracks
 EXPLAINED = "explained"  # app.batch --explain: one PNG of saliency maps per face
 
 
@@ -79,7 +81,7 @@ def _claim_folders(folder: Path, entries: list[os.DirEntry], seen_dirs: set, ski
 
 
 def scan_inputs(inputs: list[Path], out_dir: Path, recursive: bool) -> Scan:
-    """Images under ``inputs`` in a stable order (each folder's files by name, then its subfolders), each once.
+    """Images and videos under ``inputs`` in a stable order (each folder's files by name, then subfolders), each once.
 
     ``out_dir`` may sit inside an input folder (or be it): its annotated/ copies and its labels.csv and
     summary.json are never taken as inputs. Explicit files are taken whatever their suffix (``load_image``
@@ -90,7 +92,8 @@ def scan_inputs(inputs: list[Path], out_dir: Path, recursive: bool) -> Scan:
     seen_dirs: set[tuple[int, int]] = set()
     used_rels: set[Path] = set()
     out_id = _identity(out_dir)
-    skip_dirs = {i for i in (out_id, _identity(out_dir / ANNOTATED), _identity(out_dir / EXPLAINED)) if i is not None}
+    skip_dirs = {i for i in (out_id, *(_identity(out_dir / d) for d in (ANNOTATED, EXPLAINED, TIMELINES)))
+                 if i is not None}
 
     def add(path: Path, rel: Path, root_name: str, ident: tuple[int, int] | None, linked: bool) -> None:
         key = ident if ident is not None else os.path.abspath(path)
@@ -171,7 +174,7 @@ def _walk(inp, start, scan, recursive, seen_dirs, skip_dirs, out_id, add) -> Non
             if not stat.S_ISREG(st.st_mode):
                 scan.skipped.append({"path": str(path), "reason": f"{file_kind(st.st_mode)}, not an image"})
                 continue
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.suffix.lower() in IMAGE_SUFFIXES or path.suffix.lower() in VIDEO_SUFFIXES:
                 add(path, path.relative_to(inp), inp.name or "input", (st.st_dev, st.st_ino), linked)
             elif not entry.name.startswith("."):
                 scan.skipped.append({"path": str(path), "reason": f"not an image type ({path.suffix or 'no suffix'})"})
