@@ -1,4 +1,5 @@
-"""Entry point: ``python -m app [IMAGE]`` opens the window; ``--self-test`` labels the bundled sample photo.
+"""Entry point: ``python -m app [IMAGE]`` opens the window; ``--self-test`` labels the bundled sample photo;
+``--webcam [INDEX]`` labels a camera live (in the window, or ``--headless`` on the console, app.live).
 
 The self-test never imports tkinter, so it works on a server, in CI and in a frozen (PyInstaller) build
 without a display: it is the quickest proof that the models load and give sensible answers.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import os
 import sys
 import time
@@ -83,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="emotionlens",
         description="Find every face in a photo and label its emotion with each model side by side.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  emotionlens photo.jpg                          open the window with a photo\n"
+        "  emotionlens --self-test                        label the bundled sample photo, no window\n"
+        "  emotionlens --webcam                           label camera 0 live in the window\n"
+        "  emotionlens --webcam 1 --headless --record live.csv\n"
+        "                                                 camera 1 without a window, rows to live.csv; Ctrl+C stops\n"
+        "  emotionlens --webcam clip.mp4 --headless --seconds 10\n"
+        "                                                 play a video file live (frames dropped when labelling is\n"
+        "                                                 slower than the clip), stop after 10 s",
     )
     ap.add_argument("image", nargs="?", help="photo to open at start (with --self-test: label it instead of "
                     "the bundled sample)")
@@ -101,7 +113,42 @@ def build_parser() -> argparse.ArgumentParser:
                     "faces. Example: emotionlens --self-test --detector " + DETECTORS[-1])
     ap.add_argument("--self-test", action="store_true",
                     help="label the bundled sample photo without opening a window, print one line per face")
+    ap.add_argument("--webcam", nargs="?", const="0", metavar="INDEX",
+                    help="label a camera live: boxes and labels at the camera's rate, frames dropped rather than "
+                    "falling behind (default camera 0). INDEX: the camera's number (Linux /dev/videoINDEX, macOS "
+                    "avfoundation, Windows DirectShow in FFmpeg's order), a device path or name "
+                    "(--webcam \"Integrated Camera\"), or a video file, played live against the clock. "
+                    "Example: emotionlens --webcam 0 --headless --record live.csv")
+    ap.add_argument("--record", metavar="CSV",
+                    help="with --webcam: write frames.csv rows (one per tracked face per labelled frame) to CSV "
+                    "as they come (the file is replaced)")
+    ap.add_argument("--headless", action="store_true",
+                    help="with --webcam: no window; print the processed frames/s once a second until Ctrl+C "
+                    "(or --seconds, or the end of a video file)")
+    ap.add_argument("--seconds", type=float, metavar="S",
+                    help="with --webcam --headless: stop after S seconds. Example: emotionlens --webcam "
+                    "--headless --seconds 30 --record live.csv")
     return ap
+
+
+def webcam_window(args: argparse.Namespace) -> int:
+    """``--webcam`` without ``--headless``: the window in webcam mode, when the window has one
+    (``app.gui.window.run_gui`` taking ``webcam``); otherwise one line pointing at ``--headless``."""
+    try:
+        from app.gui.window import run_gui  # type: ignore[attr-defined]
+    except ImportError:
+        run_gui = None
+    params = inspect.signature(run_gui).parameters if callable(run_gui) else {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "webcam" not in params and not takes_any:
+        print("emotionlens: the window has no webcam view in this build; use --webcam with --headless",
+              file=sys.stderr)
+        return 2
+    spec = args.webcam
+    wanted = {"image": args.image, "zoo_dir": args.zoo, "eye_check": not args.no_eye_check, "tta": args.tta,
+              "detector": args.detector, "webcam": int(spec) if spec.strip().isdigit() else spec,
+              "record": args.record}
+    return run_gui(**{k: v for k, v in wanted.items() if takes_any or k in params})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +160,20 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(ValueError, OSError):
                 reconfigure(errors="replace")
     eye_check = not args.no_eye_check
+    if args.webcam is None and (args.record or args.headless or args.seconds is not None):
+        build_parser().error("--record, --headless and --seconds go with --webcam")
+    if args.seconds is not None and not args.seconds > 0:
+        build_parser().error(f"--seconds must be a positive number, not {args.seconds}")
+    if args.webcam is not None and args.self_test:
+        build_parser().error("--webcam and --self-test cannot go together")
+    if args.webcam is not None and args.headless:
+        from app.live import headless
+        from app.video_label import VideoOptions
+
+        opts = VideoOptions(detector=args.detector, eye_check=eye_check, tta=args.tta)
+        return headless(args.webcam, args.record, args.seconds, args.zoo, opts)
+    if args.webcam is not None:
+        return webcam_window(args)
     if args.self_test:
         return self_test(args.image, args.zoo, eye_check, args.tta, args.detector)
     from app.gui import run  # tkinter only from here on

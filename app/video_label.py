@@ -110,13 +110,16 @@ class _Run:
 
 
 def label_frames(labeler: Labeler, source: Iterable[Frame], opts: VideoOptions = VideoOptions(),
-                 state: dict | None = None, keep_rgb: bool = False, scale: float = 1.0) -> Iterator[VideoFrame]:
+                 state: dict | None = None, keep_rgb: bool = False, scale: float = 1.0,
+                 chunk: int | None = None) -> Iterator[VideoFrame]:
     """Label a stream of :class:`app.video.Frame` (a file's, or a live source's), yielding one
     :class:`VideoFrame` per frame in order. ``state`` (a previous run's last ``VideoFrame.state``) continues
     that run: same track numbers, same smoothing. ``scale`` is the frames' size over the source's (boxes are
-    reported in source pixels)."""
+    reported in source pixels). ``chunk``: frames per model run, ``CHUNK`` by default; the live path (app.live)
+    passes 1, since a chunk holds its first frame's result back until the chunk is full."""
+    per_run = CHUNK if chunk is None else max(1, chunk)
     run = _Run(opts, state)
-    chunk: list[tuple[Frame, bool, bool, list]] = []
+    pending: list[tuple[Frame, bool, bool, list]] = []
     it = iter(source)
     while True:
         try:
@@ -124,7 +127,7 @@ def label_frames(labeler: Labeler, source: Iterable[Frame], opts: VideoOptions =
         except StopIteration:
             break
         except BaseException:  # a damaged file: the frames decoded before the damage are labelled first
-            yield from _finish(labeler, chunk, run, opts, keep_rgb, scale)
+            yield from _finish(labeler, pending, run, opts, keep_rgb, scale)
             raise
         rgb = frame.rgb
         if run.tracker is None:
@@ -136,11 +139,11 @@ def label_frames(labeler: Labeler, source: Iterable[Frame], opts: VideoOptions =
         found = detect_faces(rgb, eye_check=opts.eye_check, detector=opts.detector) if detect else None
         tracked = run.tracker.update(frame.time_s, found)
         run.analysed += 1
-        chunk.append((frame, cut, detect, tracked))
-        if len(chunk) >= CHUNK:
-            yield from _finish(labeler, chunk, run, opts, keep_rgb, scale)
-            chunk = []
-    yield from _finish(labeler, chunk, run, opts, keep_rgb, scale)
+        pending.append((frame, cut, detect, tracked))
+        if len(pending) >= per_run:
+            yield from _finish(labeler, pending, run, opts, keep_rgb, scale)
+            pending = []
+    yield from _finish(labeler, pending, run, opts, keep_rgb, scale)
 
 
 def _scaled(box: Box, scale: float) -> Box:
