@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, Row, log, machine_line, markdown_table
 
-PARTS = ("train", "label", "engine", "saliency", "startup", "bundle")
+PARTS = ("train", "label", "engine", "video", "saliency", "startup", "bundle")
 README_BLOCK = "bench"
 
 
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure training images/s per model, labelling ms per face (each model and the ensemble), "
         "detection + labelling ms per photo at 240p/720p/1080p (Haar and MTCNN), the ensemble's cost over its "
         "models' and app.batch's ms per photo with 1 and 2 workers (engine), the saliency maps' ms per face on and "
-        "their cost off (saliency), app start-up and the bundle size on this machine, and print them as a Markdown "
+        "their cost off (saliency), video frames/s from decoding to frames.csv (video), app start-up and the bundle "
+        "size on this machine, and print them as a Markdown "
         "table of medians over repeated runs.",
         epilog="examples:\n"
         "  OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks --threads 1\n"
@@ -78,6 +79,10 @@ def run(args: argparse.Namespace) -> list[Row]:
         from benchmarks.label_speed import ensemble_cost_rows
 
         rows += ensemble_cost_rows(args.zoo, quick=args.quick) + batch_rows(quick=args.quick)
+    if "video" in parts:  # video labelling frames/s against per-frame photo labelling (issue 26)
+        from benchmarks.video_speed import video_rows
+
+        rows += video_rows(args.zoo, quick=args.quick, threads=args.threads)
     if "saliency" in parts:  # the maps' cost, on and off (issue 16)
         from benchmarks.saliency_speed import saliency_rows
 
