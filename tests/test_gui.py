@@ -53,9 +53,11 @@ def _start_xvfb(*extra: str) -> tuple[subprocess.Popen, str]:
     return proc, f":{num}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def xdisplay():
-    """A private X server for this module."""
+    """A private X server, kept until the session ends: Tk keeps its display connections open after the last
+    window is destroyed, so a server stopped while another module (tests/test_gui_video.py imports this
+    fixture) still runs Tk would make Xlib end the whole test process."""
     proc, display = _start_xvfb()
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = display
@@ -710,7 +712,7 @@ def test_open_folder_dialog_proposes_new_folder(make_app, tiny_zoo, sample_photo
     src.mkdir()
     shutil.copy(sample_photo, src / "a.jpg")
     app = make_app(zoo_dir=tiny_zoo)
-    monkeypatch.setattr("app.gui.window.filedialog.askdirectory", lambda **_kw: str(src))
+    monkeypatch.setattr("app.gui.dialogs.filedialog.askdirectory", lambda **_kw: str(src))
     seen: list[str] = []
 
     def press_enter():

@@ -6,9 +6,16 @@
 * ``messages``: what the window says to the user, and where folder labelling writes by default.
 * ``worker``: the background thread that loads the models and labels photos and folders.
 * ``folders``: the folder-labelling dialog and the run through app.batch.
+* ``dialogs``: every ``ask_*`` handler (file, folder, export and camera dialogs) and the Details box.
+* ``video_mode``: a video in the window: the player and the track table in place of the photo, the analysis
+  with progress and Cancel, the export. Its parts: ``player`` (frame, transport, seek slider),
+  ``decoder`` (the player's decoding thread), ``timeline_view`` (the selected track's chart, click to seek),
+  ``track_panel`` (one row per track), ``analysis`` (app.video_label on a thread, results kept small) and
+  ``video_export`` (frames.csv, tracks.csv, timelines/, the annotated MP4).
+* ``webcam``: a camera (or a file played live) labelled as it comes, with Record to CSV (app.live).
 """
 
 from app.gui.folders import label_folder
-from app.gui.window import APP_NAME, App, run
+from app.gui.window import APP_NAME, App, run, run_gui
 
-__all__ = ["APP_NAME", "App", "label_folder", "run"]
+__all__ = ["APP_NAME", "App", "label_folder", "run", "run_gui"]

@@ -50,6 +50,15 @@ def unreadable_photo(name: str, reason: str, detail: str) -> Message:
     return Message(f"Cannot open {name}.\n\n{reason}\n\nChoose another photo ({kinds}).", detail)
 
 
+def unreadable_video(name: str, reason: str, detail: str) -> Message:
+    """A video the app cannot play: which, why in short (app.video's reason), and what it can open."""
+    from app.video import VIDEO_SUFFIXES
+
+    kinds = ", ".join(sorted({s.lstrip(".").upper() for s in VIDEO_SUFFIXES} - {"M4V"}))
+    return Message(f"Cannot play {name}.\n\n{reason[0].upper() + reason[1:] if reason else ''}\n\n"
+                   f"Choose another video ({kinds}), or a photo.", detail)
+
+
 def models_status(error: str) -> str:
     """One status-bar line for a models problem (the detail is behind the Details button)."""
     what = "the model files are missing" if any(w in error for w in ("not found", "missing")) else (

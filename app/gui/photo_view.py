@@ -94,6 +94,12 @@ class PhotoView:
         self.faces, self.parts = list(faces), parts
         self.selected = self.hover = None
 
+    def set_frame(self, base: Image.Image, faces: list[Any]) -> None:
+        """The next frame of a video (same size): new pixels and boxes, while zoom, pan and selection stay."""
+        self.base, self.full, self._full_image = base, None, None
+        self.faces = list(faces)
+        self.redraw()
+
     # ------------------------------------------------------------------ view geometry
 
     def viewport(self) -> tuple[int, int]:

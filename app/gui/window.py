@@ -11,9 +11,12 @@ Design notes (why it is built this way):
   scrolls the table and the photo to it and announces it in the status bar.
 * Every failure the user can cause (unreadable file, no face, missing models) becomes a message in the
   window, never a traceback, in plain words (app.gui.messages); the technical line is behind "Details…".
-* Dialogs live only in the ``ask_*`` handlers; ``open_image``, ``open_folder``, ``save_annotated``,
-  ``set_eye_check``, ``set_tta``, ``set_detector``, ``select_face``, ``wait_idle`` and ``face_rows`` let tests
-  (and scripts) drive the window headless.
+* A video (app.gui.video_mode) or a camera (app.gui.webcam) takes the photo's place: :meth:`App.show_panes`
+  swaps the body's two panes (the picture, its side panel), and each mode keeps its own threads and timer.
+* Dialogs live only in the ``ask_*`` handlers (app.gui.dialogs); ``open_image``, ``open_video``,
+  ``open_folder``, ``save_annotated``, ``export_video``, ``start_webcam``, ``set_eye_check``, ``set_tta``,
+  ``set_detector``, ``select_face``, ``wait_idle`` and ``face_rows`` let tests (and scripts) drive the window
+  headless.
 """
 
 from __future__ import annotations
@@ -26,16 +29,16 @@ import tkinter as tk
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from tkinter import filedialog, ttk
 from tkinter import font as tkfont
+from tkinter import ttk
 from typing import Any
 
 import numpy as np
 
 from app.annotate import label_parts
 from app.detect import DETECTORS
+from app.gui.dialogs import Dialogs
 from app.gui.face_panel import FacePanel, percent
-from app.gui.folders import OutputFolderDialog
 from app.gui.messages import (
     Message,
     default_output_folder,
@@ -45,8 +48,10 @@ from app.gui.messages import (
     unreadable_photo,
 )
 from app.gui.photo_view import PhotoView
+from app.gui.video_mode import VideoMode
+from app.gui.webcam import WebcamMode
 from app.gui.worker import Job, Loaded, Worker
-from app.imageio import IMAGE_SUFFIXES
+from app.video import is_video
 
 APP_NAME = "EmotionLens"
 PANEL_WIDTH = 420  # side panel at start; the user can drag the divider
@@ -70,7 +75,7 @@ def scale_fonts(root: tk.Misc) -> float:
     return factor
 
 
-class App:
+class App(Dialogs):
     """The main window. Create with a Tk root (or let it make one) and call ``root.mainloop()``."""
 
     def __init__(
@@ -107,6 +112,7 @@ class App:
 
         self.worker = Worker(labeler_factory or self._default_labeler_factory)
         self._build_ui(eye_check, tta, detector)
+        self.video, self.webcam = VideoMode(self), WebcamMode(self)
         self._poll_after = self.root.after(POLL_MS, self._poll)
         self.worker.submit(Job("models", 0))
 
@@ -167,12 +173,12 @@ class App:
         # Toolbar.
         bar = ttk.Frame(root, padding=(6, 4))
         bar.pack(side=tk.TOP, fill=tk.X)
-        self.open_btn = ttk.Button(bar, text="Open image…", command=self.ask_open_image)
+        self.open_btn = ttk.Button(bar, text="Open…", command=self.ask_open_image)
         self.folder_btn = ttk.Button(bar, text="Open folder…", command=self.ask_open_folder)
         self.save_btn = ttk.Button(bar, text="Save annotated…", command=self.ask_save, state=tk.DISABLED)
         self.eye_chk = ttk.Checkbutton(bar, text="Verify eyes", variable=self.eye_var)
         self.maps_chk = ttk.Checkbutton(bar, text="Saliency maps", variable=self.maps_var)
-        self.fit_btn = ttk.Button(bar, text="Fit", command=lambda: self.photo.fit(), width=4)
+        self.fit_btn = ttk.Button(bar, text="Fit", command=lambda: self.view.fit(), width=4)
         for wdg in (self.open_btn, self.folder_btn, self.save_btn, self.eye_chk, self.maps_chk):
             wdg.pack(side=tk.LEFT, padx=(0, 6))
         self.fit_btn.pack(side=tk.RIGHT)
@@ -215,9 +221,11 @@ class App:
         root = self.root
         menubar = tk.Menu(root)
         filemenu = tk.Menu(menubar, tearoff=False)
-        filemenu.add_command(label="Open image…", accelerator="Ctrl+O", command=self.ask_open_image)
+        filemenu.add_command(label="Open image or video…", accelerator="Ctrl+O", command=self.ask_open_image)
         filemenu.add_command(label="Open folder…", accelerator="Ctrl+Shift+O", command=self.ask_open_folder)
+        filemenu.add_command(label="Webcam…", command=self.ask_webcam)
         filemenu.add_command(label="Save annotated image…", accelerator="Ctrl+S", command=self.ask_save)
+        filemenu.add_command(label="Export video results…", command=self.ask_export_video)
         filemenu.add_separator()
         filemenu.add_command(label="Reload models", command=self.reload_models)
         filemenu.add_separator()
@@ -227,10 +235,10 @@ class App:
         viewmenu.add_command(label="Next face", accelerator="N", command=lambda: self._on_nav_key("n"))
         viewmenu.add_command(label="Previous face", accelerator="P", command=lambda: self._on_nav_key("p"))
         viewmenu.add_separator()
-        viewmenu.add_command(label="Zoom in", accelerator="Ctrl+wheel, +", command=lambda: self.photo.zoom_by(1.25))
+        viewmenu.add_command(label="Zoom in", accelerator="Ctrl+wheel, +", command=lambda: self.view.zoom_by(1.25))
         viewmenu.add_command(label="Zoom out", accelerator="Ctrl+wheel, −",
-                             command=lambda: self.photo.zoom_by(1 / 1.25))
-        viewmenu.add_command(label="Fit photo to window", accelerator="0", command=lambda: self.photo.fit())
+                             command=lambda: self.view.zoom_by(1 / 1.25))
+        viewmenu.add_command(label="Fit to window", accelerator="0", command=lambda: self.view.fit())
         menubar.add_cascade(label="View", menu=viewmenu)
         optmenu = tk.Menu(menubar, tearoff=False)
         optmenu.add_checkbutton(label="Verify eyes (fewer false faces)", variable=self.eye_var)
@@ -250,12 +258,45 @@ class App:
     def open_image(self, path: str | os.PathLike) -> int:
         """Load and label ``path`` off the UI thread; returns the request id. Supersedes older requests."""
         p = Path(path)
+        self.video.close()
+        self.webcam.close()
         self.worker.latest_request += 1
         self._open_path, self._open_request = p, self.worker.latest_request
         self.root.title(f"{p.name} — {APP_NAME}")
         self._set_busy(f"Labelling {p.name}…")
         self.worker.submit(self._label_job(path=p))
         return self.worker.latest_request
+
+    def open_video(self, path: str | os.PathLike) -> None:
+        """Show a video in the player and analyse it off the UI thread (app.gui.video_mode)."""
+        self.webcam.close()
+        self.root.title(f"{Path(path).name} — {APP_NAME}")
+        self.video.open(path)
+
+    def export_video(self, out_dir: str | os.PathLike) -> bool:
+        """Write the open video's frames.csv, tracks.csv, timelines/ and annotated MP4 into ``out_dir`` in the
+        background (wait_idle waits for it); False, with the reason in the status bar, when not possible."""
+        return self.video.export(out_dir)
+
+    def start_webcam(self, spec: int | str = 0, record: str | os.PathLike | None = None) -> bool:
+        """Label camera ``spec`` (or a video file played live) in the window (app.gui.webcam)."""
+        self.video.close()
+        return self.webcam.start(spec, record)
+
+    def show_panes(self, picture: tk.Misc, side: tk.Misc) -> None:
+        """Put ``picture`` and its ``side`` panel in the body: the photo's, the video's or the camera's."""
+        if [str(p) for p in self.body.panes()] == [str(picture), str(side)]:
+            return
+        pos = self.body.sashpos(0) if len(self.body.panes()) > 1 else None
+        for pane in self.body.panes():
+            self.body.forget(pane)
+        self.body.add(picture, weight=1)
+        self.body.add(side, weight=0)
+        self.root.update_idletasks()
+        if self._sash_moved_by_user and pos:
+            self.body.sashpos(0, pos)  # where the user left the divider
+        else:
+            self._place_sash(self.body.winfo_width())
 
     def _label_job(self, path: Path | None, rgb: np.ndarray | None = None) -> Job:
         eye, tta, det = self._options()
@@ -408,20 +449,23 @@ class App:
         focus = self.root.focus_get()
         if key in ("n", "p") and isinstance(focus, (tk.Entry, ttk.Entry)):
             return ""  # typing in a field
+        for mode in (self.video, self.webcam):
+            if mode.active:
+                return mode.on_nav_key(key)
         self.step_face(key)
         return "break"
 
     @property
     def busy(self) -> bool:
-        """True while any job (models, labelling, batch) is queued or running."""
-        return self.worker.pending > 0
+        """True while any job (models, labelling, batch, a video's analysis or export) is queued or running."""
+        return self.worker.pending > 0 or self.video.busy
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Pump the Tk loop until every job finished and the view is drawn; False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.root.update()
-            if self.worker.pending == 0 and self._resize_after is None:
+            if self.worker.pending == 0 and self._resize_after is None and not self.video.busy:
                 self.root.update_idletasks()
                 return True
             time.sleep(0.01)
@@ -457,79 +501,27 @@ class App:
         if self._batch_job is not None:
             self._batch_job.cancel.set()
         self.worker.stop()
+        self.video.stop()
+        self.webcam.close()
         for after_id in (self._poll_after, self._resize_after):  # else Tk reports them
             if after_id is not None:
                 self.root.after_cancel(after_id)
         self.progress.stop()
         self.root.destroy()
 
-    # ------------------------------------------------------------------ dialogs (handlers only)
-
-    def ask_open_image(self) -> None:
-        """File > Open image: pick a photo with a dialog."""
-        if str(self.open_btn.cget("state")) == tk.DISABLED:
-            return
-        kinds = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
-        name = filedialog.askopenfilename(
-            parent=self.root,
-            title="Open image",
-            filetypes=[("Images", kinds + " " + kinds.upper()), ("All files", "*")],
-            initialdir=str(self.path.parent) if self.path else None,
-        )
-        if name:
-            self.open_image(name)
-
-    def ask_open_folder(self) -> None:
-        """File > Open folder: pick a folder of photos, confirm (or change) the new folder for the results."""
-        if str(self.folder_btn.cget("state")) == tk.DISABLED:
-            return
-        src = filedialog.askdirectory(parent=self.root, title="Label every photo in this folder", mustexist=True)
-        if not src:
-            return
-        out = OutputFolderDialog(self.root, Path(src), default_output_folder(src)).run()
-        if out is not None:
-            self.open_folder(src, out, confirmed=True)  # the dialog asked before accepting a folder with files
-
-    def ask_save(self) -> None:
-        """File > Save annotated image: pick a file name; the original photo is never overwritten."""
-        if self.result is None or self.path is None:
-            self.status_var.set("Nothing to save yet: open a photo first (Ctrl+O).")
-            return
-        suffix = self.path.suffix.lower() if self.path.suffix.lower() in (".jpg", ".jpeg", ".png") else ".png"
-        name = filedialog.asksaveasfilename(
-            parent=self.root,
-            title="Save annotated image",
-            initialdir=str(self.path.parent),
-            initialfile=f"{self.path.stem}_labelled{suffix}",
-            defaultextension=suffix,
-            filetypes=[("JPEG", "*.jpg *.jpeg"), ("PNG", "*.png")],
-        )
-        if not name:
-            return
-        if Path(name).resolve() == self.path.resolve():
-            self.status_var.set("Not saved: choose another name, the original photo is never overwritten.")
-            return
-        try:
-            self.save_annotated(name)
-        except (OSError, ValueError) as e:
-            self.status_var.set(f"Could not save {Path(name).name}: {' '.join(str(e).split())}")
-
-    def show_details(self) -> None:
-        """The technical detail of the last problem, selectable so it can be copied into a bug report."""
-        top = tk.Toplevel(self.root)
-        top.title("Details")
-        top.transient(self.root)
-        text = tk.Text(top, wrap=tk.WORD, width=70, height=8, font=self.fonts["small"])
-        text.insert("1.0", self.detail or "No details.")
-        text.configure(state=tk.DISABLED)
-        text.pack(fill=tk.BOTH, expand=True, padx=8, pady=8)
-        ttk.Button(top, text="Close", command=top.destroy).pack(pady=(0, 8))
-        top.bind("<Escape>", lambda _e: top.destroy())
-
     def _default_labeler_factory(self) -> Any:
         from app.labeler import Labeler
 
         return Labeler(zoo_dir=self.zoo_dir)
+
+    @property
+    def view(self) -> PhotoView:
+        """The picture on screen: the photo's, the video player's or the camera's (Fit and zoom act on it)."""
+        if self.video.active and self.video.player is not None:
+            return self.video.player.view
+        if self.webcam.active and self.webcam.view is not None:
+            return self.webcam.view
+        return self.photo
 
     @property
     def labeler(self) -> Any:
@@ -687,11 +679,15 @@ class App:
 
     def _on_body_resize(self, event: tk.Event) -> None:
         """Keep the panel at most PANEL_FRACTION of a narrow window, so the photo stays the main thing."""
-        if self._sash_moved_by_user or event.width < 50:
+        if not self._sash_moved_by_user:
+            self._place_sash(event.width)
+
+    def _place_sash(self, width: int) -> None:
+        if width < 50:
             return
-        wanted = max(round(PANEL_WIDTH * self.dpi_scale), int(PANEL_SHARE * event.width))  # the table's columns
-        side = min(wanted, int(PANEL_FRACTION * event.width))
-        self.body.sashpos(0, max(100, event.width - side))
+        wanted = max(round(PANEL_WIDTH * self.dpi_scale), int(PANEL_SHARE * width))  # the table's columns
+        side = min(wanted, int(PANEL_FRACTION * width))
+        self.body.sashpos(0, max(100, width - side))
 
     def _on_photo_select(self, index: int | None) -> None:
         self.select_face(index, reveal=False)  # the user clicked it: it is on screen already
@@ -749,7 +745,7 @@ class App:
     def _on_option_toggle(self) -> None:
         if self._options() != self._options_applied:  # a Tk variable fires on every set, changed or not
             self._options_applied = self._options()
-            self.relabel()
+            self.video.restart_analysis() if self.video.active else self.relabel()
 
     def _report_callback_exception(self, exc: type[BaseException], val: BaseException, tb: Any) -> None:
         """A bug in a Tk callback: print it for the developer, show one line to the user, keep running."""
@@ -759,8 +755,10 @@ class App:
 
 
 def run(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | None = None,
-        eye_check: bool = True, tta: bool = False, detector: str = DETECTORS[0]) -> int:
-    """Open the window (optionally with a photo) and run the Tk main loop; returns the exit code."""
+        eye_check: bool = True, tta: bool = False, detector: str = DETECTORS[0], webcam: int | str | None = None,
+        record: str | os.PathLike | None = None) -> int:
+    """Open the window (optionally with a photo or a video, or straight on camera ``webcam`` with ``record`` a
+    CSV to record to) and run the Tk main loop; returns the exit code."""
     try:
         root = tk.Tk(className=APP_NAME)
     except tk.TclError as e:
@@ -768,7 +766,12 @@ def run(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | Non
               file=sys.stderr)
         return 1
     app = App(root, zoo_dir=zoo_dir, eye_check=eye_check, tta=tta, detector=detector)
-    if image is not None:
-        app.open_image(image)
+    if webcam is not None:
+        app.start_webcam(webcam, record)
+    elif image is not None:
+        app.open_video(image) if is_video(image) else app.open_image(image)
     root.mainloop()
     return 0
+
+
+run_gui = run  # the name app.__main__ looks for to open the window in webcam mode (--webcam)
