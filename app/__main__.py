@@ -1,5 +1,5 @@
-"""Entry point: ``python -m app [IMAGE]`` opens the window; ``--self-test`` labels the bundled sample photo;
-``--webcam [INDEX]`` labels a camera live (in the window, or ``--headless`` on the console, app.live).
+"""Entry point: ``python -m app [IMAGE]`` opens the window; ``--self-test`` labels the bundled sample photo and
+sample clip; ``--webcam [INDEX]`` labels a camera live (in the window, or ``--headless`` on the console, app.live).
 
 The self-test never imports tkinter, so it works on a server, in CI and in a frozen (PyInstaller) build
 without a display: it is the quickest proof that the models load and give sensible answers.
@@ -41,9 +41,44 @@ def sample_photo_path() -> Path:
     return Path(resource_path("app", "assets", "sample.jpg"))
 
 
+def sample_clip_path() -> Path:
+    """The bundled sample clip (packaging/make_sample_clip.py: 1.5 s pan and zoom over the sample photo)."""
+    from app.zoo import resource_path
+
+    return Path(resource_path("app", "assets", "sample_clip.mp4"))
+
+
+def clip_self_test(labeler: Any, path: Path, eye_check: bool, tta: bool, detector: str) -> str:
+    """Label ``path`` with tracked faces (``Labeler.label_video``) and return the self-test's clip line:
+    ``clip sample_clip.mp4 (320x240): 45 frames, 1 track: track 1 happy 81% smoothed (45 frames) in 640 ms``,
+    each track's label being its smoothed ensemble at its last frame. Raises ``ValueError`` (``VideoError``)
+    for a clip that cannot be decoded, ``ImportError`` without PyAV, ``LookupError`` when no face is tracked."""
+    from app.video import probe
+    from app.video_label import VideoOptions
+
+    t0 = time.perf_counter()
+    info = probe(path)
+    n = 0
+    tracks: dict[int, tuple[int, Any]] = {}  # track -> (frames seen, last smoothed prediction)
+    for frame in labeler.label_video(path, VideoOptions(detector=detector, eye_check=eye_check, tta=tta)):
+        n += 1
+        for face in frame.faces:
+            tracks[face.track] = (tracks.get(face.track, (0, None))[0] + 1, face.smooth)
+    if not tracks:
+        raise LookupError(f"no face tracked in {path} ({n} frames decoded)")
+    parts = [f"track {t} {p.label} {100 * p.confidence:.0f}% smoothed ({k} frames)"
+             for t, (k, p) in sorted(tracks.items())]
+    return (f"clip {path.name} ({info.width}x{info.height}): {n} frames, {len(tracks)} "
+            f"track{'s' if len(tracks) != 1 else ''}: {', '.join(parts)} in {1000 * (time.perf_counter() - t0):.0f} ms")
+
+
 def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike | None = None,
               eye_check: bool = True, tta: bool = False, detector: str | None = None) -> int:
-    """Load all models, label the sample (or ``image``), print a line per face; exit 0 iff a face is found."""
+    """Load all models, label the sample (or ``image``), print a line per face; exit 0 iff a face is found.
+
+    Without ``image`` it then labels the sample clip as a video (decoding, tracking, smoothing: the frozen app's
+    proof that PyAV came along) and prints one ``clip ...`` line; exit 1 if the clip cannot be decoded or no
+    face is tracked in it."""
     t0 = time.perf_counter()
     from app.detect import DETECTORS
     from app.imageio import ImageError
@@ -77,6 +112,19 @@ def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike
         f"load {1000 * t_load:.0f} ms, detection {1000 * result.detect_seconds:.0f} ms, "
         f"labelling {1000 * result.label_seconds:.0f} ms, total {1000 * total:.0f} ms"
     )
+    if image is not None:
+        return 0
+    clip = sample_clip_path()
+    try:
+        line = clip_self_test(labeler, clip, eye_check, tta, detector or DETECTORS[0])
+    except ImportError as e:
+        print(f"emotionlens: self-test failed: cannot decode video, PyAV is missing ({_one_line(e)})",
+              file=sys.stderr)
+        return 1
+    except (ValueError, LookupError, RuntimeError, OSError) as e:  # ValueError: app.video.VideoError
+        print(f"emotionlens: self-test failed: {_one_line(e)}", file=sys.stderr)
+        return 1
+    print(line)
     return 0
 
 
@@ -88,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
         "  emotionlens photo.jpg                          open the window with a photo\n"
-        "  emotionlens --self-test                        label the bundled sample photo, no window\n"
+        "  emotionlens --self-test                        label the bundled sample photo and clip, no window\n"
         "  emotionlens --webcam                           label camera 0 live in the window\n"
         "  emotionlens --webcam 1 --headless --record live.csv\n"
         "                                                 camera 1 without a window, rows to live.csv; Ctrl+C stops\n"
@@ -112,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "cascade verified by an eye, fast; a landmark detector also finds tilted and partly covered "
                     "faces. Example: emotionlens --self-test --detector " + DETECTORS[-1])
     ap.add_argument("--self-test", action="store_true",
-                    help="label the bundled sample photo without opening a window, print one line per face")
+                    help="label the bundled sample photo without opening a window, print one line per face, then "
+                    "label the bundled sample clip (decoding, tracking, smoothing) and print one line for it; "
+                    "with IMAGE: that photo only")
     ap.add_argument("--webcam", nargs="?", const="0", metavar="INDEX",
                     help="label a camera live: boxes and labels at the camera's rate, frames dropped rather than "
                     "falling behind (default camera 0). INDEX: the camera's number (Linux /dev/videoINDEX, macOS "

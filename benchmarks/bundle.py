@@ -1,4 +1,5 @@
-"""Size of the built PyInstaller folder, the number a download page and the 250 MB budget are about."""
+"""Size of the built PyInstaller folder, the number a download page and the size budget (tests/test_bundle.py
+``MAX_BUNDLE_MB``) are about."""
 
 from __future__ import annotations
 

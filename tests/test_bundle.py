@@ -26,7 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "build.spec"
 DIST = REPO / "dist" / "EmotionLens"
 EXE = DIST / ("EmotionLens.exe" if os.name == "nt" else "EmotionLens")
-MAX_BUNDLE_MB = 250  # the budget of issue 5, for the whole folder including the models
+# The whole folder's budget, models included. Issue 5 set 250 MB; video (PyAV and the FFmpeg libraries in its wheel)
+# does not fit in it, so the budget is 300 MB, the most the video issue allows. Measured (Linux x86-64, du -s,
+# build.spec's header has the details): 204 MB before video; 304 MB with PyAV as its wheel ships it (av/ 30 MB of
+# debug-info modules + av.libs 72 MB); 271 MB after stripping PyAV's and Pillow's modules and leaving out PyYAML,
+# numpy.random and numpy.fft. The 29 MB of headroom is about one more ResNet18-sized model.
+MAX_BUNDLE_MB = 300
+# The self-test's last line: the bundled clip labelled as a video (app/__main__.py clip_self_test).
+CLIP_LINE = re.compile(r"^clip sample_clip\.mp4 \(320x240\): 45 frames, \d+ tracks?: track 1 \w+ \d+% smoothed "
+                       r"\(\d+ frames\).* in \d+ ms$")
 NEVER_BUNDLED = ("torch", "torchvision", "tensorboardX", "matplotlib", "sklearn", "scipy", "pandas", "IPython")
 
 
@@ -82,6 +90,7 @@ def test_spec_bundles_cascades_and_sample(tmp_path, tiny_zoo):
     for name in (FACE_CASCADE, EYE_CASCADE, *EYE_FALLBACK_CASCADES):
         assert (f"haarcascades/{name}", "haarcascades") in datas
     assert ("app/assets/sample.jpg", "app/assets") in datas
+    assert ("app/assets/sample_clip.mp4", "app/assets") in datas  # the self-test's video (app/__main__.py)
     for src, _ in datas:
         assert Path(src if Path(src).is_absolute() else REPO / src).is_file(), src
 
@@ -185,7 +194,19 @@ def test_bundle_has_models_cascades_and_sample(dist):
     assert (internal / "models_zoo" / "manifest.json").is_file()
     assert (internal / "haarcascades" / "haarcascade_frontalface_alt2.xml").is_file()
     assert (internal / "app" / "assets" / "sample.jpg").is_file()
+    assert (internal / "app" / "assets" / "sample_clip.mp4").is_file()
     assert (internal / "models_zoo" / "detectors" / "mtcnn_onet.onnx").is_file()
+
+
+@pytest.mark.slow
+@built
+def test_bundle_has_pyav_and_ffmpeg(dist):
+    """PyAV's modules and the FFmpeg libraries they load (av.libs on Linux) came along."""
+    internal = dist / "_internal" if (dist / "_internal").is_dir() else dist
+    assert list((internal / "av").glob("_core*")), "PyAV's av/_core extension is missing"
+    if sys.platform.startswith("linux"):
+        libs = {p.name.split("-")[0] for p in internal.rglob("libav*.so*")}
+        assert {"libavcodec", "libavformat", "libavutil"} <= libs, libs
 
 
 @pytest.mark.slow
@@ -209,7 +230,18 @@ def _self_test(cmd: list[str], cwd: Path, *args: str) -> list[str]:
 def test_bundle_self_test(dist, tmp_path):
     lines = _self_test([str(EXE)], tmp_path)
     assert re.match(r"^face 1 \(x=\d+,y=\d+,w=\d+,h=\d+\): .* · ensemble \w+ \d+%$", lines[0]), lines
-    assert re.match(r"^\d+ faces? in sample\.jpg \(512x512\) with \d+ models", lines[-1]), lines
+    assert re.match(r"^\d+ faces? in sample\.jpg \(512x512\) with \d+ models", lines[-2]), lines
+    assert CLIP_LINE.match(lines[-1]), lines  # the frozen app decoded, tracked and labelled the sample clip
+
+
+@pytest.mark.slow
+@built
+def test_bundle_labels_the_clip_like_the_source(dist, tmp_path):
+    """The frozen PyAV decodes the sample clip to the same frames, tracks and labels as ``python -m app``."""
+    zoo = ["--zoo", os.environ["EMOTIONLENS_ZOO"]] if os.environ.get("EMOTIONLENS_ZOO") else []
+    frozen = _found(_self_test([str(EXE)], tmp_path))[-1]
+    source = _found(_self_test([sys.executable, "-m", "app", *zoo], REPO))[-1]
+    assert frozen.startswith("clip ") and _percent_close(frozen, source), (frozen, source)
 
 
 @pytest.mark.slow
@@ -218,14 +250,16 @@ def test_bundle_self_test_with_the_dnn_detector(dist, tmp_path):
     """The frozen app runs MTCNN (onnxruntime on the bundled detector files) and finds the sample's face."""
     lines = _self_test([str(EXE)], tmp_path, "--detector", "mtcnn")
     assert re.match(r"^face 1 \(x=\d+,y=\d+,w=\d+,h=\d+\): .* · ensemble \w+ \d+%$", lines[0]), lines
-    assert re.match(r"^1 face in sample\.jpg \(512x512\) with \d+ models", lines[-1]), lines
+    assert re.match(r"^1 face in sample\.jpg \(512x512\) with \d+ models", lines[-2]), lines
+    assert lines[-1].startswith("clip sample_clip.mp4 "), lines
     source = _found(_self_test([sys.executable, "-m", "app", "--detector", "mtcnn"], REPO))
     assert len(source) == len(lines) and all(map(_percent_close, _found(lines), source)), (lines, source)
 
 
 def _found(lines: list[str]) -> list[str]:
-    """Self-test lines without the timings that end the last one ("...: load 251 ms, detection 86 ms, ...")."""
-    return [line.split(": load ")[0] for line in lines]
+    """Self-test lines without their timings: the photo's ("...: load 251 ms, detection 86 ms, ...") and the
+    clip's ("... in 640 ms")."""
+    return [re.sub(r" in \d+ ms$", "", line.split(": load ")[0]) for line in lines]
 
 
 def _percent_close(frozen: str, source: str) -> bool:

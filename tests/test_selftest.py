@@ -8,12 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 FACE_LINE = re.compile(
     r"^face 1 \(x=\d+,y=\d+,w=\d+,h=\d+\): "
     r"CNN \w+ \d+% · FF \w+ \d+% · ResNet18 \w+ \d+% · ensemble \w+ \d+%$"
+)
+# The sample clip's line, last (app/assets/sample_clip.mp4: 45 frames at 320x240, one face panned and zoomed).
+CLIP_LINE = re.compile(
+    r"^clip sample_clip\.mp4 \(320x240\): 45 frames, 1 track: track 1 \w+ \d+% smoothed \(\d+ frames\) in \d+ ms$"
 )
 
 
@@ -32,8 +37,55 @@ def test_selftest_labels_sample(tiny_zoo):
     lines = r.stdout.strip().splitlines()
     assert FACE_LINE.match(lines[0]), lines
     assert re.match(r"^1 face in sample\.jpg \(512x512\) with 3 models: load \d+ ms, detection \d+ ms, "
-                    r"labelling \d+ ms, total \d+ ms$", lines[-1]), lines
+                    r"labelling \d+ ms, total \d+ ms$", lines[-2]), lines
+    assert CLIP_LINE.match(lines[-1]), lines
     assert "Traceback" not in r.stderr
+
+
+def test_selftest_labels_the_sample_clip_with_one_track(tiny_zoo):
+    """After the photo, the clip goes through Labeler.label_video: decoded, detected, tracked, smoothed."""
+    r = _run("--self-test", "--zoo", tiny_zoo)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("clip "), lines
+    m = re.match(r"^clip .*: (\d+) frames, 1 track: track 1 \w+ \d+% smoothed \((\d+) frames\)", lines[-1])
+    assert m and m.group(1) == "45" and int(m.group(2)) >= 40, lines  # the face is tracked through the clip
+
+
+def test_selftest_with_an_image_labels_that_photo_only(tiny_zoo):
+    r = _run(REPO / "app" / "assets" / "sample.jpg", "--self-test", "--zoo", tiny_zoo)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1].startswith("1 face in sample.jpg") and not any(ln.startswith("clip ") for ln in lines), lines
+
+
+def _self_test_with_clip(monkeypatch, capsys, zoo, clip: Path) -> tuple[int, str, str]:
+    import app.__main__ as entry
+
+    monkeypatch.setattr(entry, "sample_clip_path", lambda: clip)
+    rc = entry.main(["--self-test", "--zoo", str(zoo)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_selftest_undecodable_clip_exits_1(tiny_zoo, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "sample_clip.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    rc, out, err = _self_test_with_clip(monkeypatch, capsys, tiny_zoo, bad)
+    assert rc == 1
+    assert "1 face in sample.jpg" in out and "clip " not in out  # the photo lines still come first
+    assert len(err.strip().splitlines()) == 1 and err.startswith("emotionlens: self-test failed:"), err
+    assert "sample_clip.mp4" in err, err
+
+
+def test_selftest_clip_without_a_face_exits_1(tiny_zoo, tmp_path, monkeypatch, capsys):
+    from tests.video_synth import write_clip
+
+    wall = [np.full((96, 128, 3), 190, np.uint8)] * 6
+    clip = write_clip(tmp_path / "wall.mp4", wall, fps=30)
+    rc, out, err = _self_test_with_clip(monkeypatch, capsys, tiny_zoo, clip)
+    assert rc == 1 and "clip " not in out
+    assert len(err.strip().splitlines()) == 1 and "no face tracked in" in err and "wall.mp4" in err, err
 
 
 def test_selftest_with_flip_tta(tiny_zoo):
@@ -41,7 +93,8 @@ def test_selftest_with_flip_tta(tiny_zoo):
     r = _run("--self-test", "--zoo", tiny_zoo, "--tta")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert FACE_LINE.match(lines[0]) and " with 3 models (flip TTA): load " in lines[-1], lines
+    assert FACE_LINE.match(lines[0]) and " with 3 models (flip TTA): load " in lines[-2], lines
+    assert CLIP_LINE.match(lines[-1]), lines
     assert lines[0] != plain.stdout.splitlines()[0]  # the mirror view changes the confidences
 
 
@@ -86,6 +139,7 @@ def test_help_lists_options():
     assert r.returncode == 0
     for opt in ("--zoo", "--no-eye-check", "--tta", "--self-test", "IMAGE".lower()):
         assert opt in r.stdout.lower()
+    assert "sample photo and clip" in r.stdout
 
 
 def test_window_without_display_exits_1_with_hint(tmp_path):
