@@ -11,6 +11,7 @@ Example::
 
     python -m benchmarks --only video            # the speed rows of README's table
     python -m benchmarks.video_speed --memory    # peak RSS: one hour of 360p video against one minute
+    python -m benchmarks.video_speed --smoothing # label changes per minute for each --smooth value
 """
 
 from __future__ import annotations
@@ -31,20 +32,28 @@ from benchmarks.common import ROOT, Row, log
 SAMPLE = ROOT / "app" / "assets" / "sample.jpg"
 
 
-def make_clip(path: Path, size: tuple[int, int], seconds: float, fps: int = 30, crf: int = 23) -> Path:
-    """A pan across the sample photo, its face about a third of the frame height, encoded as H.264 MP4."""
+def make_clip(path: Path, size: tuple[int, int], seconds: float, fps: int = 30, crf: int = 23,
+              noise: float = 0.0, zoom: float = 1.0) -> Path:
+    """A pan across the sample photo, its face about a third of the frame height, encoded as H.264 MP4.
+
+    ``noise`` > 0 makes a handheld, grainy version of the same steady expression: each frame shifted by up to
+    ``noise`` px and given Gaussian grain of ``2 * noise`` grey levels (seeded), the kind of frame-to-frame
+    change that makes a per-frame label flicker although the face does not change. ``zoom`` < 1 shows the
+    photo smaller (its height that share of the frame's), so the face is small and its labels less sure."""
     import av
     from PIL import Image
 
     w, h = size
     im = Image.open(SAMPLE).convert("RGB")
-    im = np.asarray(im.resize((round(im.width * h / im.height), h)))
-    if im.shape[1] < w + 64:  # a canvas wide enough to pan across, the photo in its middle
-        canvas = np.full((h, w + 64, 3), 110, np.uint8)
-        x = (w + 64 - im.shape[1]) // 2
-        canvas[:, x : x + im.shape[1]] = im
+    ph = round(h * zoom)
+    im = np.asarray(im.resize((round(im.width * ph / im.height), ph)))
+    if im.shape[1] < w + 64 or ph < h:  # a canvas wide enough to pan across, the photo in its middle
+        canvas = np.full((h, max(w + 64, im.shape[1]), 3), 110, np.uint8)
+        x, y = (canvas.shape[1] - im.shape[1]) // 2, (h - ph) // 2
+        canvas[y : y + ph, x : x + im.shape[1]] = im
         im = canvas
     n = round(seconds * fps)
+    rng = np.random.default_rng(0)
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
@@ -53,7 +62,11 @@ def make_clip(path: Path, size: tuple[int, int], seconds: float, fps: int = 30, 
             a = 0.5 + 0.5 * np.sin(i / max(1, n - 1) * 2 * np.pi * max(1.0, seconds / 20))
             ox = round((im.shape[1] - w) * a)
             oy = (im.shape[0] - h) // 2
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(im[oy : oy + h, ox : ox + w]), format="rgb24")
+            crop = im[oy : oy + h, ox : ox + w]
+            if noise > 0:
+                crop = np.roll(crop, tuple(rng.integers(-round(noise), round(noise) + 1, 2)), axis=(0, 1))
+                crop = np.clip(crop + rng.normal(0, 2 * noise, crop.shape), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(crop), format="rgb24")
             for p in s.encode(frame):
                 out.mux(p)
         for p in s.encode():
@@ -120,6 +133,49 @@ def video_rows(zoo: str | None = None, quick: bool = False, threads: int | None 
     return rows
 
 
+# -------------------------------------------------------------------------------------------- smoothing
+
+SHARED_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+SMOOTH_CHOICES = (0.0, 0.25, 0.5, 1.0, 2.0)
+
+
+def smoothing_rows(zoo: str | None = None, choices=SMOOTH_CHOICES) -> list[Row]:  # noqa: ANN001
+    """Label changes per minute of each track's smoothed label for each ``--smooth`` value, and whether the
+    label a track holds longest stays the raw one's: the measurement behind app.smooth.SMOOTH_S. One labelling
+    run per clip (raw probabilities), then every time constant applied to the same probabilities."""
+    from collections import Counter
+
+    from app.labeler import Labeler
+    from app.smooth import Smoother, label_changes
+    from app.video_label import VideoOptions
+
+    labeler = Labeler(zoo)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [("steady expression, small grainy handheld face (synthetic)",
+                  make_clip(Path(tmp) / "steady.mp4", (640, 360), 20.0, noise=8.0, zoom=0.5))]
+        clips += [(f"{p.name} (../shared)", p) for p in sorted(SHARED_VIDEOS.glob("talking_head.mp4"))]
+        for name, clip in clips:
+            raw: dict[int, list[tuple[float, np.ndarray]]] = {}
+            for vf in labeler.label_video(clip, VideoOptions(smooth_s=0)):
+                for f in vf.faces:
+                    raw.setdefault(f.track, []).append((vf.time_s, f.ensemble.probs))
+            if not raw:
+                continue
+            track, seq = max(raw.items(), key=lambda kv: len(kv[1]))
+            minutes = max(1e-9, (seq[-1][0] - seq[0][0]) / 60)
+            raw_labels = [int(np.argmax(p)) for _, p in seq]
+            dominant = Counter(raw_labels).most_common(1)[0][0]
+            for tau in choices:
+                sm = Smoother(tau)
+                labels = [int(np.argmax(sm.update(track, t, p))) for t, p in seq]
+                kept = Counter(labels).most_common(1)[0][0] == dominant
+                rows.append(Row(f"label changes per minute, {name}, --smooth {tau:g}", label_changes(labels) / minutes,
+                                "per min", "1", f"track {track}, {len(seq)} frames; dominant label "
+                                f"{'unchanged' if kept else 'CHANGED'}; raw {label_changes(raw_labels) / minutes:.1f}"))
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------- memory
 
 
@@ -168,14 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="shorter clips, one run each")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: the app's)")
     p.add_argument("--memory", action="store_true", help="measure peak RSS of a long against a short video instead")
+    p.add_argument("--smoothing", action="store_true", help="label changes per minute for each --smooth value instead "
+                   "(the measurement behind the default)")
     p.add_argument("--long", type=float, default=3600.0, help="long clip's seconds for --memory (default: 3600)")
     p.add_argument("--short", type=float, default=60.0, help="short clip's seconds for --memory (default: 60)")
     p.add_argument("--fps", type=float, default=2.0, help="--fps sampling for --memory runs (default: 2; 0 = every "
                    "frame)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
-    rows = memory_rows(args.long, args.short, args.fps or None) if args.memory else video_rows(
-        args.zoo, args.quick, args.threads)
+    if args.memory:
+        rows = memory_rows(args.long, args.short, args.fps or None)
+    elif args.smoothing:
+        rows = smoothing_rows(args.zoo)
+    else:
+        rows = video_rows(args.zoo, args.quick, args.threads)
     print(markdown_table(rows))
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
