@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.atomic import write_text
+from app.atomic import atomic_path, write_text
 from app.journal import ENCODING, ERRORS, _write_all, csv_text, key, shown
 from app.scan import ANNOTATED, Item
 from app.video import VideoError
@@ -160,6 +160,7 @@ def label_one_video(labeler: Labeler, item: Item, outs: VideoOutputs, opts: Vide
         try:
             for vf in label_video(labeler, item.path, opts, state):
                 pending += frame_rows(name, vf, labeler.models)
+                _save_thumbnails(timelines_dir(out_dir, item), vf)
                 done_frames += 1
                 if vf.state is not None:
                     if pending:
@@ -199,7 +200,8 @@ def label_one_video(labeler: Labeler, item: Item, outs: VideoOutputs, opts: Vide
     span = (0.0, float(info.duration_s or max((t[-1] for t, _ in series.values()), default=1.0)))
     try:
         if series:
-            write_timelines(timelines_dir(out_dir, item), item.path.name, series, span)
+            write_timelines(timelines_dir(out_dir, item), item.path.name, series, span,
+                            _thumbnails(timelines_dir(out_dir, item)))
     except OSError as e:
         rec["timeline_error"] = f"cannot write charts ({e.strerror or e})"
     if annotate and done_frames:
@@ -212,6 +214,34 @@ def label_one_video(labeler: Labeler, item: Item, outs: VideoOutputs, opts: Vide
             rec["annotate_error"] = str(getattr(e, "reason", None) or e)
     rec["seconds"] = round(time.perf_counter() - t0, 3)
     return rec
+
+
+def _thumb_path(folder: Path, track: int) -> Path:
+    return folder / f"track{track}_face.png"
+
+
+def _save_thumbnails(folder: Path, vf) -> None:  # noqa: ANN001 - VideoFrame
+    """A track's face crop, saved the first frame the detector finds it: the chart's thumbnail. Written at once
+    (a few hundred bytes), so a resumed run still has the faces of tracks that ended before the kill."""
+    from PIL import Image
+
+    for f in vf.faces:
+        path = _thumb_path(folder, f.track)
+        if f.detected and not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                Image.fromarray(f.crop).save(tmp, format="PNG")
+
+
+def _thumbnails(folder: Path) -> dict[int, Any]:
+    import numpy as np
+    from PIL import Image
+
+    out = {}
+    for p in folder.glob("track*_face.png"):
+        with contextlib.suppress(OSError, ValueError):
+            out[int(p.name[5:-9])] = np.asarray(Image.open(p).convert("L"))
+    return out
 
 
 def finish_video(outs: VideoOutputs, rec: dict) -> None:

@@ -44,6 +44,7 @@ APP_USES = (
     "CascadeClassifier", "FileStorage", "FILE_STORAGE_READ", "FILE_STORAGE_MEMORY", "resize", "cvtColor",
     "copyMakeBorder", "INTER_AREA", "INTER_CUBIC", "INTER_LINEAR", "BORDER_REPLICATE", "COLOR_RGB2GRAY",
     "COLOR_RGBA2GRAY", "warpAffine", "invertAffineTransform", "setNumThreads", "getNumThreads",
+    "COLOR_GRAY2RGB", "COLOR_RGB2HSV", "calcHist",  # the video player and app/shots.py's cut detector
 )
 # Off: everything that would pull in a library or a download. IPP and its ICV binaries are fetched from the
 # internet at configure time; the rest are codecs, video, GUI and parallel back-ends the app never touches.

@@ -30,6 +30,22 @@ def percent(p: float) -> str:
     return f"{100.0 * float(p):.0f}%"
 
 
+def scrolled_table(parent: tk.Misc) -> tuple[ttk.Frame, ttk.Treeview]:
+    """A frame holding a one-selection table with both scroll bars: a narrow window scrolls the model columns
+    sideways. The face table and the video's track table are both one."""
+    top = ttk.Frame(parent)
+    tree = ttk.Treeview(top, show="headings", selectmode="browse", height=6)
+    scroll = ttk.Scrollbar(top, orient=tk.VERTICAL, command=tree.yview)
+    xscroll = ttk.Scrollbar(top, orient=tk.HORIZONTAL, command=tree.xview)
+    tree.configure(yscrollcommand=scroll.set, xscrollcommand=xscroll.set)
+    top.columnconfigure(0, weight=1)
+    top.rowconfigure(0, weight=1)
+    tree.grid(row=0, column=0, sticky="nsew")
+    scroll.grid(row=0, column=1, sticky="ns")
+    xscroll.grid(row=1, column=0, sticky="ew")
+    return top, tree
+
+
 class FacePanel:
     """``frame`` holds the table (top) and the card (below); ``on_select(index)`` fires on a row pick."""
 
@@ -37,16 +53,7 @@ class FacePanel:
         self.fonts = fonts
         self.on_select = on_select
         self.frame = ttk.PanedWindow(parent, orient=tk.VERTICAL)
-        top = ttk.Frame(self.frame)
-        self.tree = ttk.Treeview(top, show="headings", selectmode="browse", height=6)
-        scroll = ttk.Scrollbar(top, orient=tk.VERTICAL, command=self.tree.yview)
-        xscroll = ttk.Scrollbar(top, orient=tk.HORIZONTAL, command=self.tree.xview)
-        self.tree.configure(yscrollcommand=scroll.set, xscrollcommand=xscroll.set)
-        top.columnconfigure(0, weight=1)
-        top.rowconfigure(0, weight=1)
-        self.tree.grid(row=0, column=0, sticky="nsew")
-        scroll.grid(row=0, column=1, sticky="ns")
-        xscroll.grid(row=1, column=0, sticky="ew")  # a narrow window scrolls the model columns sideways
+        top, self.tree = scrolled_table(self.frame)
         self.tree.bind("<<TreeviewSelect>>", self._on_tree_select)
         bottom = ttk.Frame(self.frame)
         self.maps_bar = ttk.Frame(bottom, padding=(6, 4))  # shown while maps are on

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageTk
 
 from app.emotions import EMOTIONS
-from app.gui.face_panel import percent
+from app.gui.face_panel import percent, scrolled_table
 from app.gui.photo_view import hex_color
 
 ABSENT = "–"  # a model column while the track is not in the frame on screen
@@ -39,16 +39,7 @@ class TrackPanel:
         self.fonts = fonts
         self.on_select = on_select
         self.frame = ttk.PanedWindow(parent, orient=tk.VERTICAL)
-        top = ttk.Frame(self.frame)
-        self.tree = ttk.Treeview(top, show="headings", selectmode="browse", height=6)
-        scroll = ttk.Scrollbar(top, orient=tk.VERTICAL, command=self.tree.yview)
-        xscroll = ttk.Scrollbar(top, orient=tk.HORIZONTAL, command=self.tree.xview)
-        self.tree.configure(yscrollcommand=scroll.set, xscrollcommand=xscroll.set)
-        top.columnconfigure(0, weight=1)
-        top.rowconfigure(0, weight=1)
-        self.tree.grid(row=0, column=0, sticky="nsew")
-        scroll.grid(row=0, column=1, sticky="ns")
-        xscroll.grid(row=1, column=0, sticky="ew")
+        top, self.tree = scrolled_table(self.frame)
         self.tree.bind("<<TreeviewSelect>>", self._on_tree_select)
         self.card = tk.Canvas(self.frame, bg="white", highlightthickness=0, width=380)
         self.card.bind("<Configure>", lambda _e: self._draw_card())
