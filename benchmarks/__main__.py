@@ -1,6 +1,6 @@
 """``python -m benchmarks``: how fast EmotionLens trains, labels and starts on this machine, as one table.
 
-The numbers in README.md come from here (``--update-readme``), never typed by hand, and every row names
+The numbers in docs/benchmarks.md come from here (``--update-readme``), never typed by hand, and every row names
 what it ran (config, photo, threads) so a reader can reproduce it. Training rows need torch; the others need
 only the app, so the table can be made on a user's machine too.
 """
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.common import ROOT, Row, log, machine_line, markdown_table
+from benchmarks.common import Row, log, machine_line, markdown_table
 
 PARTS = ("train", "label", "engine", "video", "saliency", "startup", "bundle")
 README_BLOCK = "bench"
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks --threads 1\n"
         "  python -m benchmarks --only label --only startup --quick --zoo models_zoo\n"
         "  python -m benchmarks --only train --device cuda   # training images/s on the GPU\n"
-        "  python -m benchmarks --update-readme      # table into README.md between the bench markers",
+        "  python -m benchmarks --update-readme      # table into docs/benchmarks.md (bench markers)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--only", action="append", choices=PARTS, metavar="{" + ",".join(PARTS) + "}",
@@ -51,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photo with faces for the 240p/720p/1080p rows (default: ../shared/data/photos/"
                    "two_people.jpg or obama.jpg, else the bundled sample on a larger canvas)")
     p.add_argument("--update-readme", action="store_true",
-                   help=f"also write the table into README.md between <!-- {README_BLOCK}:start --> and "
+                   help=f"also write the table into docs/benchmarks.md between <!-- {README_BLOCK}:start --> and "
                    f"<!-- {README_BLOCK}:end -->")
-    p.add_argument("--readme", type=Path, default=ROOT / "README.md", help=argparse.SUPPRESS)
+    p.add_argument("--readme", type=Path, default=None, help=argparse.SUPPRESS)  # default: the page with the block
     return p
 
 
@@ -115,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     text = machine_line(args.threads) + "\n\n" + markdown_table(rows)
     print(text)
     if args.update_readme:
-        from training.report import replace_block
+        from training.report import block_file, replace_block
 
         try:
+            args.readme = args.readme or block_file(README_BLOCK)
             replace_block(args.readme, README_BLOCK, text)
             log(f"table written into {args.readme}")
         except (OSError, ValueError) as e:

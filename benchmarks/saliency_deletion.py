@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the results OUT/deletion.json already has for these faces (same --n); measure only "
                    "methods it lacks")
     p.add_argument("--update-readme", action="store_true",
-                   help="write the table into README.md between <!-- saliency:start --> and <!-- saliency:end -->")
+                   help="write the table into its page (docs/saliency.md) between <!-- saliency:start --> and "
+                   "<!-- saliency:end -->")
     args = p.parse_args(argv)
 
     from app.labeler import Labeler
@@ -238,10 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results, display, len(images))
     print(table)
     if args.update_readme:
-        from training.report import replace_block
+        from training.report import block_file, replace_block
 
-        replace_block(ROOT / "README.md", "saliency", table)
-        log("table written into README.md")
+        page = block_file("saliency")
+        replace_block(page, "saliency", table)
+        log(f"table written into {page}")
     return 0
 
 

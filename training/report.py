@@ -1,4 +1,4 @@
-"""Print (and optionally write into README.md) the results table of the bundled models.
+"""Print (and optionally write into its documentation page) the results table of the bundled models.
 
 Every number comes from ``models_zoo/manifest.json`` (written by the evaluation code) or is measured here
 (ONNX size, ms per face), so the README never carries a hand-typed metric. Example::
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -55,7 +56,8 @@ def trained_on(training: dict) -> str:
     return text + (f", {processes} processes" if processes > 1 else "")
 
 
-def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
+def results_table(zoo_dir: Path = ROOT / "models_zoo", prefix: str = "") -> str:
+    """The zoo's results table; ``prefix`` goes before the figures' repository-relative links (link_prefix)."""
     manifest = json.loads((zoo_dir / "manifest.json").read_text())
     rows = [
         "| model | PublicTest | PrivateTest | PrivateTest, flip TTA | epochs | training time | trained on | images/s "
@@ -82,17 +84,17 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo") -> str:
             f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} "
             "| | | | | | | | | |"
         )
-    return "\n".join(rows) + "\n\n" + figures_table(manifest)
+    return "\n".join(rows) + "\n\n" + figures_table(manifest, prefix)
 
 
-def figures_table(manifest: dict) -> str:
+def figures_table(manifest: dict, prefix: str = "") -> str:
     """Each model's training curves and PrivateTest confusion matrix, linked from its manifest log folder."""
     models = [m for m in manifest["models"] if m["training"].get("log_dir")]
     if not models:
         return ""
     rows = ["| | " + " | ".join(m["display_name"] for m in models) + " |", "|---|" + "---|" * len(models)]
     for title, png in (("training curves", "curves.png"), ("confusion matrix (PrivateTest)", "confusion_matrix.png")):
-        cells = (f"![{m['display_name']} {title}]({m['training']['log_dir']}/{png})" for m in models)
+        cells = (f"![{m['display_name']} {title}]({prefix}{m['training']['log_dir']}/{png})" for m in models)
         rows.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -170,6 +172,24 @@ def recipe_table(run_dirs: list[Path]) -> str:
     return "\n".join(rows)
 
 
+DOC_FILES = ("README.md", "docs/*.md")  # where generated blocks may live
+
+
+def block_file(name: str, root: Path = ROOT) -> Path:
+    """The Markdown file (README.md or a page under docs/) holding the ``<!-- name:start -->`` block."""
+    for pattern in DOC_FILES:
+        for path in sorted(root.glob(pattern)):
+            if f"<!-- {name}:start -->" in path.read_text():
+                return path
+    raise ValueError(f"no <!-- {name}:start --> block in README.md or docs/*.md")
+
+
+def link_prefix(page: Path, root: Path = ROOT) -> str:
+    """What repository-relative links need in front to work from ``page`` ("../" for a page under docs/)."""
+    rel = Path(os.path.relpath(root, page.parent)).as_posix()
+    return "" if rel == "." else rel + "/"
+
+
 def replace_block(path: Path, name: str, text: str) -> None:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a Markdown file."""
     content = path.read_text()
@@ -194,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: what each training ingredient added, one row per run folder, the first being "
                    "the baseline, e.g. --recipe logs/ff-A logs/ff-B")
     p.add_argument("--update-readme", action="store_true",
-                   help="also write the table into README.md between its results (or anneal-table, ablation, "
+                   help="also write the table into the page holding its results (or anneal-table, ablation, "
                    "recipe) markers")
     args = p.parse_args(argv)
     try:
@@ -205,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.recipe:
             table, block = recipe_table([Path(d) for d in args.recipe]), "recipe"
         else:
-            table, block = results_table(Path(args.zoo)), "results"
+            block = "results"
+            table = results_table(Path(args.zoo), link_prefix(block_file(block)) if args.update_readme else "")
         if args.update_readme:
-            replace_block(ROOT / "README.md", block, table)
+            replace_block(block_file(block), block, table)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
