@@ -42,10 +42,10 @@ def sample_photo_path() -> Path:
 
 
 def sample_clip_path() -> Path:
-    """The bundled sample clip (packaging/make_sample_clip.py: 1.5 s pan and zoom over the sample photo)."""
-    from app.zoo import resource_path
+    """The sample clip (app/sample_clip.py: 1.5 s pan and zoom over the sample photo, made on first use)."""
+    from app.sample_clip import sample_clip
 
-    return Path(resource_path("app", "assets", "sample_clip.mp4"))
+    return sample_clip()
 
 
 def clip_self_test(labeler: Any, path: Path, eye_check: bool, tta: bool, detector: str) -> str:
@@ -114,8 +114,8 @@ def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike
     )
     if image is not None:
         return 0
-    clip = sample_clip_path()
     try:
+        clip = sample_clip_path()
         line = clip_self_test(labeler, clip, eye_check, tta, detector or DETECTORS[0])
     except ImportError as e:
         print(f"emotionlens: self-test failed: cannot decode video, PyAV is missing ({_one_line(e)})",
