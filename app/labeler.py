@@ -200,8 +200,6 @@ class Labeler:
         i = int(np.argmax(probs))
         return Prediction(probs=probs, label=self.classes[i], confidence=float(probs[i]))
 
-    _prediction = prediction  # the name the photo path has always used
-
     def label_video(self, path: str | os.PathLike, opts=None, state: dict | None = None,  # noqa: ANN001
                     keep_rgb: bool = False):  # noqa: ANN201 - Iterator[app.video_label.VideoFrame]
         """Label a video file frame by frame with tracked faces: yields :class:`app.video_label.VideoFrame`
@@ -232,8 +230,8 @@ class Labeler:
                 index=i + 1,
                 box=b,
                 crop=crops[i],
-                predictions={m.name: self._prediction(per_model[m.name][i]) for m in self.models},
-                ensemble=self._prediction(ensemble[i]),
+                predictions={m.name: self.prediction(per_model[m.name][i]) for m in self.models},
+                ensemble=self.prediction(ensemble[i]),
             )
             for i, b in enumerate(boxes)
         ]

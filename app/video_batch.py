@@ -166,18 +166,14 @@ def label_one_video(labeler: Labeler, item: Item, outs: VideoOutputs, opts: Vide
                     if pending:
                         _write_all(fd, csv_text(pending).encode(ENCODING, ERRORS))
                         pending = []
-                    if time.monotonic() - last_checkpoint >= CHECKPOINT_S:
-                        os.fsync(fd)
+                    stopped = should_stop()
+                    if stopped or time.monotonic() - last_checkpoint >= CHECKPOINT_S:
+                        os.fsync(fd)  # the rows are on disk before the checkpoint that counts them
                         write_text(out_dir / PROGRESS, json.dumps(
                             {"key": k, "state": vf.state, "frames_bytes": os.fstat(fd).st_size,
                              "start_bytes": start_bytes, "frames": done_frames}))
                         last_checkpoint = time.monotonic()
-                    if should_stop():
-                        os.fsync(fd)
-                        write_text(out_dir / PROGRESS, json.dumps(
-                            {"key": k, "state": vf.state, "frames_bytes": os.fstat(fd).st_size,
-                             "start_bytes": start_bytes, "frames": done_frames}))
-                        stopped = True
+                    if stopped:
                         break
                 if progress is not None:
                     progress(done_frames, total, vf.time_s)
@@ -208,8 +204,10 @@ def label_one_video(labeler: Labeler, item: Item, outs: VideoOutputs, opts: Vide
         from app.video_annotate import write_annotated
 
         try:
-            write_annotated(item.path, annotated_video_path(out_dir, item), frames_csv, name, start_bytes, end,
-                            labeler, opts.max_side)
+            note = write_annotated(item.path, annotated_video_path(out_dir, item), frames_csv, name, start_bytes,
+                                   end, labeler, opts.max_side)
+            if note:
+                rec["annotate_note"] = note
         except (OSError, VideoError, ValueError) as e:
             rec["annotate_error"] = str(getattr(e, "reason", None) or e)
     rec["seconds"] = round(time.perf_counter() - t0, 3)
@@ -295,4 +293,5 @@ def video_summary(outs: VideoOutputs, items: list[Item]) -> dict:
                    for r in recs if r.get("error")],
         "annotate_errors": [{"video": r["video"], "reason": r["annotate_error"]} for r in recs
                             if r.get("annotate_error")],
+        "annotate_notes": [{"video": r["video"], "note": r["annotate_note"]} for r in recs if r.get("annotate_note")],
     }

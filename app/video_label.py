@@ -14,7 +14,6 @@ frames the last result carries ``state``: everything needed to continue after th
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -194,10 +193,3 @@ def label_video(labeler: Labeler, path: str | os.PathLike, opts: VideoOptions = 
     source = frames(path, start_index=start, every_s=every, max_side=opts.max_side)
     yield from label_frames(labeler, source, opts, state, keep_rgb, info.scale)
 
-
-def rate(results: Iterable[VideoFrame]) -> tuple[int, float]:
-    """(frames, seconds) to exhaust ``results``: the benchmark's frames-per-second measure."""
-    t0, n = time.perf_counter(), 0
-    for _ in results:
-        n += 1
-    return n, time.perf_counter() - t0
