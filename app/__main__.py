@@ -107,6 +107,7 @@ def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike
     total = time.perf_counter() - t0
     print(
         f"{n} face{'s' if n != 1 else ''} in {path.name} ({w}x{h}) with {len(labeler.models)} models"
+        f" trained on {labeler.label_source}"
         f"{' (flip TTA)' if tta else ''}"
         f"{f', detector {detector}' if detector not in (None, DETECTORS[0]) else ''}: "
         f"load {1000 * t_load:.0f} ms, detection {1000 * result.detect_seconds:.0f} ms, "
@@ -144,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "                                                 play a video file live (frames dropped when labelling is\n"
         "                                                 slower than the clip), stop after 10 s",
     )
+    ap.add_argument("--version", action="store_true",
+                    help="print the version, the zoo's folder and what its models were trained on, then exit. "
+                    "Example: emotionlens --version --zoo models_zoo")
     ap.add_argument("image", nargs="?", help="photo to open at start (with --self-test: label it instead of "
                     "the bundled sample)")
     ap.add_argument("--zoo", metavar="DIR", help="model folder with manifest.json (default: the bundled zoo)")
@@ -181,6 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def version_text(zoo_dir: str | os.PathLike | None = None) -> str:
+    """``emotionlens 0.2.0 · zoo models_zoo: CNN, FF, ResNet18 trained on FER+ votes`` (reads the manifest only:
+    no model is loaded, so it answers even where ONNX Runtime cannot start)."""
+    from app import __version__
+    from app.zoo import ZooError, default_zoo_dir, label_source, load_manifest
+
+    zoo = Path(zoo_dir) if zoo_dir is not None else default_zoo_dir()
+    try:
+        _, models = load_manifest(zoo)
+    except ZooError as e:
+        return f"emotionlens {__version__} · zoo unusable: {_one_line(e)}"
+    names = ", ".join(m.display_name for m in models)
+    return f"emotionlens {__version__} · zoo {zoo}: {names} trained on {label_source(models)}"
+
+
 def webcam_window(args: argparse.Namespace) -> int:
     """``--webcam`` without ``--headless``: the window in webcam mode, when the window has one
     (``app.gui.window.run_gui`` taking ``webcam``); otherwise one line pointing at ``--headless``."""
@@ -209,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         if reconfigure is not None:
             with contextlib.suppress(ValueError, OSError):
                 reconfigure(errors="replace")
+    if args.version:
+        print(version_text(args.zoo))
+        return 0
     eye_check = not args.no_eye_check
     if args.webcam is None and (args.record or args.headless or args.seconds is not None):
         build_parser().error("--record, --headless and --seconds go with --webcam")

@@ -32,13 +32,13 @@ from app.journal import (  # noqa: F401 - re-exported: the GUI's folder labellin
     OutputWriter,
     UsageError,
     check_resume_settings,
-    csv_header,
     key,
     prepare_outputs,
     remove_stale_temp_files,
     shown,
     write_summary,
 )
+from app.labels_csv import labels_header
 from app.scan import ANNOTATED, EXPLAINED, Item, Scan, scan_inputs  # noqa: F401 - re-exported
 from app.smooth import SMOOTH_S
 from app.track import DETECT_EVERY
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         load_detector(args.detector)
     except RuntimeError as e:  # a missing or corrupt detector file: one line naming it, before any photo
         raise UsageError(str(e)) from None
-    header = csv_header(labeler.models)
+    header = labels_header(labeler.models)
 
     scan = scan_inputs(inputs, out_dir, args.recursive)
     if args.annotate:

@@ -21,14 +21,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.atomic import write_text
 from app.detect import DETECTORS
 from app.scan import ANNOTATED, EXPLAINED, Scan
-from app.zoo import ModelInfo
 
 if TYPE_CHECKING:
     from app.labeler import Labeler
@@ -42,14 +40,6 @@ FSYNC_EVERY_S = 2.0  # flush to the OS per image (enough for a kill); to the dis
 
 class UsageError(Exception):
     """A problem with the command line or its environment (missing zoo, bad --out): exit status 2."""
-
-
-def csv_header(models: Iterable[ModelInfo]) -> list[str]:
-    """``image, face, x, y, w, h``, then ``<model>_label, <model>_confidence`` per model, then the ensemble."""
-    cols = ["image", "face", "x", "y", "w", "h"]
-    for m in models:
-        cols += [f"{m.name}_label", f"{m.name}_confidence"]
-    return cols + ["ensemble_label", "ensemble_confidence"]
 
 
 def key(path: Path | str) -> str:

@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,7 +21,12 @@ from app.imageio import load_image
 from app.layout import reading_order
 from app.saliency import Head, SaliencyUnavailable, finish, load_head, occlusion_maps
 from app.sessions import default_threads, open_model, session_options
-from app.zoo import ModelInfo, default_zoo_dir, load_manifest
+from app.zoo import ModelInfo, default_zoo_dir, label_source, load_manifest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from app.video_label import VideoFrame, VideoOptions
 
 CROP_SIZE = (48, 48)
 
@@ -71,11 +77,33 @@ def weighted_mean(probs: list[np.ndarray], weights: list[float] | np.ndarray) ->
 
 
 class Labeler:
-    """Every model of a zoo, loaded once; thread-safe for concurrent ``label_*`` calls (ORT sessions are)."""
+    """Every model of a zoo, loaded once; thread-safe for concurrent ``label_*`` calls (ORT sessions are).
 
-    def __init__(self, zoo_dir: str | os.PathLike | None = None, threads: int | None = None) -> None:
+    Example:
+        >>> from app import Labeler
+        >>> labeler = Labeler()                        # the default zoo, Haar faces verified by eyes
+        >>> result = labeler.label_image(sample_photo)  # a path, or an RGB/gray numpy array
+        >>> [(f.index, f.ensemble.label) for f in result.faces]
+        [(1, 'happy')]
+
+    Args:
+        zoo_dir: folder with ``manifest.json`` (default: ``$EMOTIONLENS_ZOO``, else the shipped ``models_zoo/``).
+        threads: ONNX Runtime threads per model (default: one per core, at most 8).
+        detector: face detector, one of ``app.detect.DETECTORS`` (``"haar"``, the default, or ``"mtcnn"``).
+        eye_check: keep only Haar faces in which eyes are found (the default; far fewer false faces).
+        tta: flip test-time augmentation (about twice the labelling cost; see :meth:`classify`).
+
+    The options are defaults for every ``label_*`` call; a call may still override them one by one.
+    Raises :class:`app.zoo.ZooError` (one line naming the file) for a missing or broken zoo.
+    """
+
+    def __init__(self, zoo_dir: str | os.PathLike | None = None, threads: int | None = None, *,
+                 detector: str = DETECTORS[0], eye_check: bool = True, tta: bool = False) -> None:
         import onnxruntime as ort
 
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        self.detector, self.eye_check, self.tta = detector, bool(eye_check), bool(tta)
         self.zoo_dir = Path(zoo_dir) if zoo_dir is not None else default_zoo_dir()
         self.classes, self.models = load_manifest(self.zoo_dir)
         self.threads = threads if threads and threads > 0 else default_threads()
@@ -200,22 +228,54 @@ class Labeler:
         i = int(np.argmax(probs))
         return Prediction(probs=probs, label=self.classes[i], confidence=float(probs[i]))
 
-    def label_video(self, path: str | os.PathLike, opts=None, state: dict | None = None,  # noqa: ANN001
-                    keep_rgb: bool = False):  # noqa: ANN201 - Iterator[app.video_label.VideoFrame]
-        """Label a video file frame by frame with tracked faces: yields :class:`app.video_label.VideoFrame`
-        (frame index, time, each face's track number, box, per-model, ensemble and smoothed labels).
-        ``opts`` is an :class:`app.video_label.VideoOptions`; see :func:`app.video_label.label_video`."""
-        from app.video_label import VideoOptions, label_video
+    @property
+    def label_source(self) -> str:
+        """What the zoo's models were trained to agree with, e.g. ``"FER+ votes"`` (:func:`app.zoo.label_source`)."""
+        return label_source(self.models)
 
-        return label_video(self, path, opts or VideoOptions(), state, keep_rgb)
+    def video_options(self, **changes: object) -> VideoOptions:
+        """:class:`app.video_label.VideoOptions` with this labeler's detector, eye check and TTA, plus ``changes``
+        (e.g. ``fps=5``, ``detect_every=1``, ``smooth_s=0``)."""
+        from app.video_label import VideoOptions
+
+        base = {"detector": self.detector, "eye_check": self.eye_check, "tta": self.tta}
+        return VideoOptions(**{**base, **changes})  # type: ignore[arg-type]
+
+    def label_video(self, path: str | os.PathLike, opts: VideoOptions | None = None, state: dict | None = None,
+                    keep_rgb: bool = False) -> Iterator[VideoFrame]:
+        """Label a video file frame by frame with tracked faces.
+
+        Yields one :class:`app.video_label.VideoFrame` per analysed frame: its index, presentation time and,
+        per face, the track number, box, each model's label, the raw ensemble and the smoothed ensemble.
+        ``opts`` defaults to :meth:`video_options`; ``state`` (a ``VideoFrame.state``) resumes a run after the
+        frame it was saved at. Raises :class:`app.video.VideoError` (a ``ValueError``) for a file that cannot
+        be read.
+
+        Example:
+            >>> frames = list(labeler.label_video(sample_clip, labeler.video_options(fps=10)))
+            >>> sorted({face.track for frame in frames for face in frame.faces})
+            [1]
+        """
+        from app.video_label import label_video
+
+        return label_video(self, path, opts or self.video_options(), state, keep_rgb)
 
     def label_image(
-        self, rgb: np.ndarray, eye_check: bool = True, path: str | os.PathLike | None = None, tta: bool = False,
-        detector: str = DETECTORS[0],
+        self, image: np.ndarray | str | os.PathLike, eye_check: bool | None = None,
+        path: str | os.PathLike | None = None, tta: bool | None = None, detector: str | None = None,
     ) -> PhotoResult:
-        """Detect, crop and label every face of an RGB (or gray) image; faces numbered in reading order.
+        """Detect, crop and label every face of an image; faces numbered in reading order.
 
-        ``tta``: flip test-time augmentation, see :meth:`classify`."""
+        ``image`` is a file path (decoded with :func:`app.imageio.load_image`, which raises
+        :class:`app.imageio.ImageError` with a one-line reason; ``seconds`` then includes decoding) or an RGB
+        or gray ``uint8`` array. ``eye_check``, ``tta`` and ``detector`` default to the constructor's.
+        ``path`` only names an array's source in the result."""
+        if isinstance(image, str | os.PathLike):
+            return self.label_file(image, eye_check=eye_check, tta=tta, detector=detector)
+        eye_check = self.eye_check if eye_check is None else eye_check
+        tta = self.tta if tta is None else tta
+        detector = self.detector if detector is None else detector
+        rgb = image
         t0 = time.perf_counter()
         gray = to_gray(rgb)
         boxes = detect_faces(rgb if detector != "haar" else gray, eye_check=eye_check, detector=detector)
@@ -246,7 +306,8 @@ class Labeler:
         )
 
     def label_file(
-        self, path: str | os.PathLike, eye_check: bool = True, tta: bool = False, detector: str = DETECTORS[0]
+        self, path: str | os.PathLike, eye_check: bool | None = None, tta: bool | None = None,
+        detector: str | None = None,
     ) -> PhotoResult:
         """:func:`load_image` then :meth:`label_image`; ``seconds`` includes decoding. Raises ImageError."""
         t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from app.detect import DETECTORS
 from app.imageio import IMAGE_SUFFIXES, ImageError, load_image
 from app.journal import key, shown
+from app.labels_csv import photo_rows
 from app.scan import ANNOTATED, EXPLAINED, Item
 
 if TYPE_CHECKING:
@@ -86,10 +87,6 @@ def save_explained(it: Item, result: Any, labeler: Labeler, out_dir: Path) -> No
         ann.save_image(pic, explained_path(out_dir, it, f.index))
 
 
-def _fmt(p: float) -> str:
-    return f"{p:.4f}"
-
-
 def label_one(it: Item, labeler: Labeler, out_dir: Path, opts: Options) -> tuple[dict, list[list[Any]], str | None]:
     """Label one image: its journal record, its labels.csv rows, and a line to log (None when all went well).
 
@@ -125,14 +122,7 @@ def label_one(it: Item, labeler: Labeler, out_dir: Path, opts: Options) -> tuple
         except (OSError, ValueError) as e:
             rec["explain_error"] = f"cannot write the saliency maps ({getattr(e, 'strerror', None) or e})"
             note = f"warning: {shown(it.path)}: {rec['explain_error']}"
-    rows: list[list[Any]] = []
-    for f in result.faces:
-        b = f.box
-        row: list[Any] = [str(it.path), f.index, b.x, b.y, b.w, b.h]
-        for m in labeler.models:
-            p = f.predictions[m.name]
-            row += [p.label, _fmt(p.confidence)]
-        rows.append(row + [f.ensemble.label, _fmt(f.ensemble.confidence)])
+    rows = photo_rows(str(it.path), result, labeler.models)
     rec["faces"] = len(result.faces)
     rec["seconds"] = round(result.seconds, 4)
     return rec, rows, note

@@ -55,6 +55,24 @@ class ModelInfo:
     training: dict = field(default_factory=dict, compare=False)
     ensemble_weight: float = 1.0  # share in the ensemble's weighted mean; equal unless the manifest says otherwise
     saliency: dict = field(default_factory=dict, compare=False)  # training.saliency_export's record, if any
+    labels: str = "fer2013"  # the training target (training --labels); manifests older than FER+ have none
+
+
+# How each training target is named to users (window, self-test, summary.json, --version).
+LABEL_SOURCES = {
+    "fer2013": "FER2013 labels",
+    "ferplus-majority": "FER+ majority",
+    "ferplus-soft": "FER+ votes",
+}
+
+
+def label_source(models: list[ModelInfo] | tuple[ModelInfo, ...]) -> str:
+    """What a zoo's models were trained to agree with, in words: ``"FER+ votes"`` when they share one target,
+    else each model's, e.g. ``"cnn: FER+ votes, ff: FER2013 labels"``."""
+    names = [LABEL_SOURCES.get(m.labels, m.labels) for m in models]
+    if len(set(names)) == 1:
+        return names[0]
+    return ", ".join(f"{m.name}: {n}" for m, n in zip(models, names, strict=True))
 
 
 def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
@@ -79,6 +97,9 @@ def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
     metrics = entry.get("metrics") or {}
     training = entry.get("training") or {}
     saliency = entry.get("saliency") or {}
+    labels = entry.get("labels", "fer2013")
+    if not isinstance(labels, str) or not labels:
+        raise ZooError(f"{where}: model {name!r} labels must be a non-empty string, got {labels!r}")
     return ModelInfo(
         name=name,
         display_name=display,
@@ -87,6 +108,7 @@ def _model_info(entry: object, i: int, zoo: Path, where: Path) -> ModelInfo:
         metrics=dict(metrics) if isinstance(metrics, dict) else {},
         training=dict(training) if isinstance(training, dict) else {},
         saliency=dict(saliency) if isinstance(saliency, dict) else {},
+        labels=labels,
     )
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 from app import batch
 from app.labeler import Labeler
+from app.labels_csv import labels_header
 folder, workers, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 if threads == 1:
     cv2.setNumThreads(1)
@@ -43,7 +44,7 @@ with tempfile.TemporaryDirectory() as out:
     out = Path(out)
     scan = batch.scan_inputs([folder], out, False)
     labeler.label_file(scan.items[0].path)  # lazy cascade loading and first-run allocations, untimed
-    done = batch.prepare_outputs(out, batch.csv_header(labeler.models), False)
+    done = batch.prepare_outputs(out, labels_header(labeler.models), False)
     kw = {"workers": workers} if workers > 1 else {}
     if kw and "workers" not in batch.label_items.__code__.co_varnames:
         print(json.dumps({"unsupported": True}))

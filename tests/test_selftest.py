@@ -36,8 +36,8 @@ def test_selftest_labels_sample(tiny_zoo):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert FACE_LINE.match(lines[0]), lines
-    assert re.match(r"^1 face in sample\.jpg \(512x512\) with 3 models: load \d+ ms, detection \d+ ms, "
-                    r"labelling \d+ ms, total \d+ ms$", lines[-2]), lines
+    assert re.match(r"^1 face in sample\.jpg \(512x512\) with 3 models trained on FER2013 labels: load \d+ ms, "
+                    r"detection \d+ ms, labelling \d+ ms, total \d+ ms$", lines[-2]), lines
     assert CLIP_LINE.match(lines[-1]), lines
     assert "Traceback" not in r.stderr
 
@@ -93,7 +93,8 @@ def test_selftest_with_flip_tta(tiny_zoo):
     r = _run("--self-test", "--zoo", tiny_zoo, "--tta")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert FACE_LINE.match(lines[0]) and " with 3 models (flip TTA): load " in lines[-2], lines
+    assert FACE_LINE.match(lines[0]), lines
+    assert " with 3 models trained on FER2013 labels (flip TTA): load " in lines[-2], lines
     assert CLIP_LINE.match(lines[-1]), lines
     assert lines[0] != plain.stdout.splitlines()[0]  # the mirror view changes the confidences
 

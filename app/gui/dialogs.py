@@ -94,6 +94,10 @@ class Dialogs:
         top.bind("<Escape>", lambda _e: top.destroy())
 
 
+    def show_about(self) -> None:
+        """Help > About: the version, the zoo and what its models were trained to agree with."""
+        messagebox.showinfo("About EmotionLens", self.about(), parent=self.root)
+
     def ask_export_video(self) -> None:
         """File > Export video results: pick a folder for frames.csv, tracks.csv, timelines/ and the MP4."""
         why = self.video.export_refusal()

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.detect import DETECTORS
 from app.gui.messages import output_folder_question
+from app.labels_csv import labels_header
 
 
 def label_folder(
@@ -37,7 +38,7 @@ def label_folder(
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     scan = batch.scan_inputs([folder], out_dir, recursive=False)
-    done = batch.prepare_outputs(out_dir, batch.csv_header(labeler.models), resume=False)
+    done = batch.prepare_outputs(out_dir, labels_header(labeler.models), resume=False)
     this_run, cancelled = batch.label_items(
         labeler, scan.items, out_dir,
         eye_check=eye_check,

@@ -39,6 +39,7 @@ from app.annotate import label_parts
 from app.detect import DETECTORS
 from app.gui.dialogs import Dialogs
 from app.gui.face_panel import FacePanel, percent
+from app.gui.menus import about_text, build_menu
 from app.gui.messages import (
     Message,
     default_output_folder,
@@ -218,40 +219,7 @@ class App(Dialogs):
             root.bind(f"<KeyPress-{key}>", lambda e, k=step: self._on_nav_key(k))
 
     def _build_menu(self) -> None:
-        root = self.root
-        menubar = tk.Menu(root)
-        filemenu = tk.Menu(menubar, tearoff=False)
-        filemenu.add_command(label="Open image or video…", accelerator="Ctrl+O", command=self.ask_open_image)
-        filemenu.add_command(label="Open folder…", accelerator="Ctrl+Shift+O", command=self.ask_open_folder)
-        filemenu.add_command(label="Webcam…", command=self.ask_webcam)
-        filemenu.add_command(label="Save annotated image…", accelerator="Ctrl+S", command=self.ask_save)
-        filemenu.add_command(label="Export video results…", command=self.ask_export_video)
-        filemenu.add_separator()
-        filemenu.add_command(label="Reload models", command=self.reload_models)
-        filemenu.add_separator()
-        filemenu.add_command(label="Quit", accelerator="Ctrl+Q", command=self.quit)
-        menubar.add_cascade(label="File", menu=filemenu)
-        viewmenu = tk.Menu(menubar, tearoff=False)
-        viewmenu.add_command(label="Next face", accelerator="N", command=lambda: self._on_nav_key("n"))
-        viewmenu.add_command(label="Previous face", accelerator="P", command=lambda: self._on_nav_key("p"))
-        viewmenu.add_separator()
-        viewmenu.add_command(label="Zoom in", accelerator="Ctrl+wheel, +", command=lambda: self.view.zoom_by(1.25))
-        viewmenu.add_command(label="Zoom out", accelerator="Ctrl+wheel, −",
-                             command=lambda: self.view.zoom_by(1 / 1.25))
-        viewmenu.add_command(label="Fit to window", accelerator="0", command=lambda: self.view.fit())
-        menubar.add_cascade(label="View", menu=viewmenu)
-        optmenu = tk.Menu(menubar, tearoff=False)
-        optmenu.add_checkbutton(label="Verify eyes (fewer false faces)", variable=self.eye_var)
-        optmenu.add_checkbutton(label="Flip test-time augmentation (more accurate, labelling 2× slower)",
-                                variable=self.tta_var)
-        optmenu.add_checkbutton(label="Saliency maps (where each model looked)", variable=self.maps_var)
-        menubar.add_cascade(label="Options", menu=optmenu)
-        detmenu = tk.Menu(menubar, tearoff=False)
-        for name in DETECTORS:
-            detmenu.add_radiobutton(label=name, value=name, variable=self.detector_var)
-        menubar.add_cascade(label="Detector", menu=detmenu)
-        root.configure(menu=menubar)
-        self.filemenu, self.detector_menu = filemenu, detmenu
+        self.filemenu, self.detector_menu = build_menu(self)
 
     # ------------------------------------------------------------------ public API (tests drive these)
 
@@ -484,6 +452,10 @@ class App(Dialogs):
         """The model label texts drawn on the photo (full lines that fit, plus a hovered or selected face's)."""
         return [self.canvas.itemcget(i, "text") for i in self.canvas.find_withtag("boxlabel")]
 
+    def about(self) -> str:
+        """The Help > About text (app.gui.menus.about_text)."""
+        return about_text(self.labeler, self.zoo_dir, self.zoo_error)
+
     def status(self) -> str:
         """The status bar's text."""
         return self.status_var.get()
@@ -590,7 +562,8 @@ class App(Dialogs):
             return
         if had_error or self.path is None:
             self._show_problem(None)  # the models message; a bad file's message stays until the next open
-        self.status_var.set(f"Ready: {len(self.labeler.models)} models ({names}). Open a photo with Ctrl+O.")
+        self.status_var.set(f"Ready: {len(self.labeler.models)} models ({names}), trained on "
+                            f"{self.labeler.label_source}. Open a photo with Ctrl+O.")
 
     def _on_label(self, loaded: Loaded) -> None:
         name = loaded.path.name if loaded.path else "photo"

@@ -1,0 +1,138 @@
+"""The public Python API (issue 27): the short import, constructor options, path-or-array input, the CSV row
+helpers the batch command uses, the zoo's label source, ``--version``, and the docstring examples run as
+doctests against the shipped zoo."""
+
+from __future__ import annotations
+
+import csv
+import doctest
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import app
+from tests.conftest import REPO, SAMPLE
+
+
+def test_short_import_names_every_public_type():
+    from app import Labeler, PhotoResult, VideoOptions, labels_header, photo_rows  # noqa: F401
+
+    assert set(app.__all__) <= set(dir(app))
+    for name in app.__all__:
+        assert getattr(app, name) is not None
+    with pytest.raises(AttributeError):
+        app.NoSuchThing  # noqa: B018
+
+
+def test_importing_app_does_not_load_onnxruntime_or_opencv():
+    code = "import sys, app; print('onnxruntime' in sys.modules, 'cv2' in sys.modules, app.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[:2] == ["False", "False"], out.stdout
+
+
+def test_label_image_takes_a_path_or_an_array_with_the_constructor_options(tiny_zoo):
+    from app import Labeler
+    from app.imageio import load_image
+
+    labeler = Labeler(tiny_zoo, threads=1, eye_check=False)
+    by_path = labeler.label_image(SAMPLE)
+    by_array = labeler.label_image(load_image(SAMPLE))
+    assert by_path.path == str(SAMPLE) and by_array.path is None
+    assert [f.box for f in by_path.faces] == [f.box for f in by_array.faces] and by_path.faces
+    for a, b in zip(by_path.faces, by_array.faces, strict=True):
+        np.testing.assert_array_equal(a.ensemble.probs, b.ensemble.probs)
+    # a per-call option still overrides the constructor's; the constructor's is the default
+    flipped = labeler.label_image(SAMPLE, tta=True).faces[0].ensemble.probs
+    assert flipped.tolist() != by_path.faces[0].ensemble.probs.tolist()
+    with pytest.raises(ValueError, match="unknown detector"):
+        Labeler(tiny_zoo, detector="nope")
+
+
+def test_video_options_follow_the_labeler(tiny_zoo):
+    from app import Labeler
+
+    labeler = Labeler(tiny_zoo, threads=1, eye_check=False, tta=True, detector="haar")
+    opts = labeler.video_options(fps=5)
+    assert (opts.eye_check, opts.tta, opts.detector, opts.fps) == (False, True, "haar", 5)
+
+
+def test_photo_rows_are_the_rows_the_batch_command_writes(tiny_zoo, tmp_path):
+    from app import Labeler, labels_header, photo_rows
+    from app.batch import main
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(SAMPLE.read_bytes())
+    assert main([str(photos), "--out", str(tmp_path / "out"), "--zoo", str(tiny_zoo), "--workers", "1"]) == 0
+    with open(tmp_path / "out" / "labels.csv", newline="", encoding="utf-8") as f:
+        written = list(csv.reader(f))
+    labeler = Labeler(tiny_zoo, threads=1)
+    mine = [labels_header(labeler.models)]
+    mine += [[str(c) for c in row] for row in photo_rows(photos / "a.jpg", labeler.label_image(photos / "a.jpg"),
+                                                           labeler.models)]
+    assert written == mine
+
+
+def test_label_source_names_the_training_target(tmp_path, tiny_zoo):
+    import shutil
+
+    from app.zoo import label_source, load_manifest
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, zoo)
+    assert label_source(load_manifest(zoo)[1]) == "FER2013 labels"  # manifests from before FER+ have none
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    for m in manifest["models"]:
+        m["labels"] = "ferplus-soft"
+    (zoo / "manifest.json").write_text(json.dumps(manifest))
+    assert label_source(load_manifest(zoo)[1]) == "FER+ votes"
+    manifest["models"][0]["labels"] = "fer2013"
+    (zoo / "manifest.json").write_text(json.dumps(manifest))
+    assert label_source(load_manifest(zoo)[1]) == "cnn: FER2013 labels, ff: FER+ votes, resnet18: FER+ votes"
+
+
+def test_version_names_the_version_and_the_zoo(tiny_zoo, tmp_path):
+    run = [sys.executable, "-m", "app", "--version", "--zoo"]
+    out = subprocess.run([*run, str(tiny_zoo)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"emotionlens {app.__version__} · zoo {tiny_zoo}: CNN, FF, ResNet18 trained on " \
+                                 "FER2013 labels"
+    bad = subprocess.run([*run, str(tmp_path / "none")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 0 and "zoo unusable: " in bad.stdout and "not found" in bad.stdout
+
+
+def test_version_matches_the_package_metadata():
+    text = (REPO / "pyproject.toml").read_text()
+    assert 'version = { attr = "app.__version__" }' in text
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    released = app.__version__.split(".dev")[0]
+    assert f"## [{released}]" in changelog or "## [Unreleased]" in changelog
+
+
+@pytest.mark.skipif(not (REPO / "models_zoo" / "manifest.json").is_file(), reason="no shipped zoo")
+@pytest.mark.parametrize("module", ["app.labeler", "app.labels_csv"])
+def test_docstring_examples_run_on_the_shipped_zoo(module):
+    """The examples in the API reference (docs/api.md renders these docstrings) are real."""
+    import importlib
+
+    from app import Labeler
+    from app.sample_clip import sample_clip
+
+    mod = importlib.import_module(module)
+    globs = {"labeler": Labeler(threads=1), "sample_photo": SAMPLE, "sample_clip": sample_clip(), **vars(mod)}
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(mod, globs=globs) if t.examples]
+    assert tests, f"{module} has no examples"
+    for t in tests:
+        runner.run(t)
+    assert runner.failures == 0, f"{runner.failures} docstring example(s) of {module} failed (see output above)"
+
+
+def test_package_has_no_stray_public_names():
+    assert Path(app.__file__).name == "__init__.py"
+    assert app.__version__[0].isdigit()
