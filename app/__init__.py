@@ -41,6 +41,8 @@ _EXPORTS = {
     "frames_header": "app.video_rows",
     "frame_rows": "app.video_rows",
     "tracks_header": "app.video_rows",
+    "track_rows": "app.video_rows",
+    "video_series": "app.video_rows",
 }
 __all__ = [
     "__version__",
@@ -62,6 +64,8 @@ __all__ = [
     "frames_header",
     "frame_rows",
     "tracks_header",
+    "track_rows",
+    "video_series",
 ]
 
 if TYPE_CHECKING:
@@ -72,7 +76,7 @@ if TYPE_CHECKING:
     from app.labels_csv import labels_header, photo_rows
     from app.video import VideoError
     from app.video_label import TrackFace, VideoFrame, VideoOptions
-    from app.video_rows import frame_rows, frames_header, tracks_header
+    from app.video_rows import frame_rows, frames_header, track_rows, tracks_header, video_series
     from app.zoo import ZooError
 
 

@@ -31,6 +31,7 @@ HOLD_MAX_S = 1.0  # a track's last label counts for at most this long before its
 
 
 def frames_header(models: Iterable[ModelInfo]) -> list[str]:
+    """frames.csv's columns for a zoo's models (the module docstring says what each holds)."""
     cols = ["video", "frame", "time_s", "track", "x", "y", "w", "h"]
     for m in models:
         cols += [f"{m.name}_label", f"{m.name}_confidence"]
@@ -38,6 +39,7 @@ def frames_header(models: Iterable[ModelInfo]) -> list[str]:
 
 
 def tracks_header() -> list[str]:
+    """tracks.csv's columns."""
     return ["video", "track", "first_s", "last_s", "frames", "dominant"] + [f"share_{e}" for e in EMOTIONS]
 
 
@@ -109,6 +111,18 @@ def read_video_series(frames_csv: Path, video: str, start: int = 0, end: int | N
         times, probs = series.setdefault(int(row[col["track"]]), ([], []))
         times.append(float(row[col["time_s"]]))
         probs.append([float(row[i]) for i in pcols])
+    return {k: (np.asarray(t), np.asarray(p, np.float32).reshape(-1, len(EMOTIONS))) for k, (t, p) in series.items()}
+
+
+def video_series(frames: Iterable[VideoFrame]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """:func:`read_video_series`'s output built from labelled frames in memory (``Labeler.label_video``), with
+    the same four-decimal rounding frames.csv applies, so :func:`track_rows` gives the batch's tracks.csv rows."""
+    series: dict[int, tuple[list[float], list[np.ndarray]]] = {}
+    for vf in frames:
+        for f in vf.faces:
+            times, probs = series.setdefault(f.track, ([], []))
+            times.append(round(vf.time_s, 4))
+            probs.append(np.round(np.asarray(f.smooth.probs, np.float64), 4))
     return {k: (np.asarray(t), np.asarray(p, np.float32).reshape(-1, len(EMOTIONS))) for k, (t, p) in series.items()}
 
 

@@ -136,3 +136,31 @@ def test_docstring_examples_run_on_the_shipped_zoo(module):
 def test_package_has_no_stray_public_names():
     assert Path(app.__file__).name == "__init__.py"
     assert app.__version__[0].isdigit()
+
+
+def test_video_helpers_give_the_rows_the_batch_command_writes(tiny_zoo, tmp_path):
+    """frames.csv and tracks.csv written from Labeler.label_video with the helpers equal the batch's files."""
+    import shutil
+
+    from app import Labeler, frame_rows, frames_header, track_rows, tracks_header, video_series
+    from app.batch import main
+    from app.sample_clip import sample_clip
+
+    clip = tmp_path / "in" / "clip.mp4"
+    clip.parent.mkdir()
+    shutil.copy(sample_clip(), clip)
+    assert main([str(clip), "--out", str(tmp_path / "out"), "--zoo", str(tiny_zoo), "--workers", "1"]) == 0
+
+    def read(name: str) -> list[list[str]]:
+        with open(tmp_path / "out" / name, newline="", encoding="utf-8") as f:
+            return list(csv.reader(f))
+
+    frames_csv, tracks_csv = read("frames.csv"), read("tracks.csv")
+    video = frames_csv[1][0]
+    labeler = Labeler(tiny_zoo, threads=1)
+    frames = list(labeler.label_video(clip))
+    mine = [frames_header(labeler.models)]
+    for vf in frames:
+        mine += [[str(c) for c in row] for row in frame_rows(video, vf, labeler.models)]
+    assert mine == frames_csv and len(mine) > 10
+    assert [tracks_header(), *[[str(c) for c in r] for r in track_rows(video, video_series(frames))]] == tracks_csv

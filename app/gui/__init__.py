@@ -6,7 +6,8 @@
 * ``messages``: what the window says to the user, and where folder labelling writes by default.
 * ``worker``: the background thread that loads the models and labels photos and folders.
 * ``folders``: the folder-labelling dialog and the run through app.batch.
-* ``dialogs``: every ``ask_*`` handler (file, folder, export and camera dialogs) and the Details box.
+* ``dialogs``: every ``ask_*`` handler (file, folder, export and camera dialogs), the Details and About boxes.
+* ``menus``: the menu bar and the About text (version, zoo, what its models were trained on).
 * ``video_mode``: a video in the window: the player and the track table in place of the photo, the analysis
   with progress and Cancel, the export. Its parts: ``player`` (frame, transport, seek slider),
   ``decoder`` (the player's decoding thread), ``timeline_view`` (the selected track's chart, click to seek),
