@@ -8,7 +8,8 @@ and ``--resume`` picks up where the last run stopped.
 
 This module is the command line and the labelling loop the GUI shares; the parts live beside it:
 ``app.scan`` walks the inputs, ``app.journal`` writes and resumes the outputs, ``app.workers`` labels one
-image and runs the worker processes of ``--workers``.
+image and runs the worker processes of ``--workers``, ``app.cluster`` sends the work to a Dask cluster
+(``--cluster``) and ``app.providers`` picks ONNX Runtime's execution provider (``--provider``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from app.journal import (  # noqa: F401 - re-exported: the GUI's folder labellin
     write_summary,
 )
 from app.labels_csv import labels_header
+from app.providers import PROVIDER_CHOICES, ProviderError
 from app.scan import ANNOTATED, EXPLAINED, Item, Scan, scan_inputs  # noqa: F401 - re-exported
 from app.smooth import SMOOTH_S
 from app.track import DETECT_EVERY
@@ -48,6 +50,7 @@ from app.zoo import ZOO_ENV, ZooError
 PROG = "python -m app.batch"
 
 if TYPE_CHECKING:
+    from app.cluster import Cluster
     from app.labeler import Labeler
 
 EXIT_OK, EXIT_WRITE_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -96,15 +99,18 @@ def run(args: argparse.Namespace) -> int:
     from app.labeler import Labeler  # after the cheap checks: loading the models takes a moment
 
     workers = args.workers or default_workers()
+    if args.cluster and (args.workers is not None):
+        raise UsageError("--workers and --cluster: choose one (--cluster local:N starts N worker processes here)")
     try:  # with worker processes this copy only checks the zoo and names the columns: one thread is plenty
-        labeler = Labeler(zoo_dir=args.zoo, threads=args.threads if workers == 1 else 1)
-    except ZooError as e:
+        # On a cluster the provider is the workers' (they may have GPUs this machine lacks): checked there.
+        labeler = Labeler(zoo_dir=args.zoo, threads=args.threads if workers == 1 and not args.cluster else 1,
+                          provider="cpu" if args.cluster else args.provider)
+    except (ZooError, ProviderError) as e:
         raise UsageError(str(e)) from None
     try:
         load_detector(args.detector)
     except RuntimeError as e:  # a missing or corrupt detector file: one line naming it, before any photo
         raise UsageError(str(e)) from None
-    header = labels_header(labeler.models)
 
     scan = scan_inputs(inputs, out_dir, args.recursive)
     if args.annotate:
@@ -129,11 +135,35 @@ def run(args: argparse.Namespace) -> int:
         check_resume_settings(out_dir, {"eye_check": not args.no_eye_check, "tta": args.tta,
                                         "detector": args.detector, **_video_settings(args)})
     from app.video import is_video
-    from app.video_batch import prepare_videos, video_summary
 
     videos = [it for it in scan.items if is_video(it.path)]
     scan.items = [it for it in scan.items if not is_video(it.path)]
-    done = prepare_outputs(out_dir, header, args.resume)
+    if videos and args.cluster and args.cluster_send_bytes:
+        raise UsageError(f"--cluster-send-bytes sends photos only; {len(videos)} video(s) such as "
+                         f"{shown(videos[0].path)} need a path the workers share (label them without this option)")
+    cluster = _connect(args, labeler) if args.cluster else None
+    try:
+        return _run_batch(args, scan, videos, labeler, out_dir, workers, cluster, t_start)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _connect(args: argparse.Namespace, labeler: Labeler) -> Cluster:
+    from app.cluster import Cluster, WorkerSetup
+
+    setup = WorkerSetup(zoo_dir=str(labeler.zoo_dir.resolve()), threads=args.threads or 1, provider=args.provider,
+                        batch_faces=True)
+    print(f"connecting to the Dask cluster {args.cluster}…", file=sys.stderr)
+    return Cluster(args.cluster, setup, send_bytes=args.cluster_send_bytes, chunk=args.cluster_chunk)
+
+
+def _run_batch(args: argparse.Namespace, scan: Scan, videos: list[Item], labeler: Labeler, out_dir: Path,
+               workers: int, cluster: Cluster | None, t_start: float) -> int:
+    """The labelling and summary of :func:`run`, after its checks (and with its cluster connected)."""
+    from app.video_batch import prepare_videos, video_summary
+
+    done = prepare_outputs(out_dir, labels_header(labeler.models), args.resume)
     vouts = prepare_videos(out_dir, labeler, args.resume) if videos or args.resume else None
     resumed = sum(1 for it in scan.items if key(it.path) in done)
     to_go = len(scan.items) - resumed
@@ -165,12 +195,16 @@ def run(args: argparse.Namespace) -> int:
             should_stop=lambda: flag.stop,
             progress=lambda i, n, name: bar.update(i - bar.n),
             log=lambda msg: bar.write(msg, file=sys.stderr),
+            cluster=cluster,
         ) if scan.items else ([], False)
         bar.close()
         if videos and not interrupted:
-            interrupted = _label_videos(labeler, videos, vouts, args, flag)
-    args.workers = workers
+            interrupted = _label_videos(labeler, videos, vouts, args, flag, cluster)
+    args.workers = workers if cluster is None else cluster.threads(0)
     extra = {"videos": video_summary(vouts, videos), **_video_settings(args)} if vouts else {}
+    extra["provider"] = args.provider if cluster is not None else labeler.provider
+    if cluster is not None:
+        extra["cluster"] = args.cluster
     summary = write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t_start, interrupted,
                             extra)
     print(
@@ -192,7 +226,8 @@ def _video_settings(args: argparse.Namespace) -> dict:
     return {"detect_every": args.detect_every, "smooth_s": args.smooth, "fps": args.fps}
 
 
-def _label_videos(labeler: Labeler, videos: list[Item], vouts, args: argparse.Namespace, flag: _StopFlag) -> bool:  # noqa: ANN001
+def _label_videos(labeler: Labeler, videos: list[Item], vouts, args: argparse.Namespace, flag: _StopFlag,  # noqa: ANN001
+                  cluster: Cluster | None = None) -> bool:
     """The videos of the batch, one progress bar (frames, with ETA) each; returns whether it was interrupted."""
     from tqdm import tqdm
 
@@ -201,6 +236,12 @@ def _label_videos(labeler: Labeler, videos: list[Item], vouts, args: argparse.Na
 
     opts = VideoOptions(detect_every=args.detect_every, smooth_s=args.smooth, fps=args.fps, detector=args.detector,
                         eye_check=not args.no_eye_check, tta=args.tta)
+    if cluster is not None:  # one task per whole video: one bar over the videos
+        with tqdm(total=len(videos), unit="video", desc="videos", file=sys.stderr, dynamic_ncols=True) as bar:
+            _, stopped = cluster.label_videos(labeler, videos, vouts, opts, args.annotate, lambda: flag.stop,
+                                              log=lambda msg: bar.write(msg, file=sys.stderr),
+                                              finished=lambda it: bar.update(1))
+        return stopped
     bars: list = []
 
     def started(it: Item) -> None:
@@ -241,6 +282,7 @@ def label_items(
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int, int, str], None] | None = None,
     log: Callable[[str], None] | None = None,
+    cluster: Cluster | None = None,
 ) -> tuple[list[dict], bool]:
     """Label ``items`` into ``out_dir``'s labels.csv and journal (both made by ``prepare_outputs``, appended to).
 
@@ -249,13 +291,16 @@ def label_items(
     ``items`` order. ``should_stop`` is asked before each image starts; ``progress(i, n, name)`` is told as
     images finish and once at the end (``name`` ""); ``log`` gets one line per skipped image or failed
     annotated copy. A KeyboardInterrupt stops at once, keeping every image already written. Returns this run's
-    journal records and whether it stopped before the end.
+    journal records and whether it stopped before the end. ``cluster`` (an :class:`app.cluster.Cluster`)
+    labels on a Dask cluster instead of ``workers``, yielding the same results in the same order.
     """
     todo = [it for it in items if not done or key(it.path) not in done]
     opts = Options(eye_check=eye_check, tta=tta, annotate=annotate, detector=detector, explain=explain)
     records: list[dict] = []
     stopped = False
-    if workers > 1 and len(todo) > 1:
+    if cluster is not None:
+        results = cluster.ordered_results(todo, out_dir, opts, should_stop)
+    elif workers > 1 and len(todo) > 1:
         results = ordered_results(todo, labeler, workers=min(workers, len(todo)), out_dir=out_dir, opts=opts,
                                   should_stop=should_stop, threads=threads or 1)
     else:
@@ -315,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
             f"  {PROG} holiday/ --out labelled/ --workers 2 --detector mtcnn   # two processes, same labels.csv\n"
             f"  {PROG} class_photo.jpg --out why/ --explain    # why/explained/: each face's saliency maps\n"
             f"  {PROG} interview.mp4 --out results/ --annotate   # frames.csv, tracks.csv, timelines/, annotated/\n"
-            f"  {PROG} lectures/ --out results/ --fps 5 --resume   # long videos: 5 frames a second, resumable\n\n"
+            f"  {PROG} lectures/ --out results/ --fps 5 --resume   # long videos: 5 frames a second, resumable\n"
+            f"  {PROG} affectnet/ --out labelled/ -r --cluster tcp://10.0.0.5:8786   # a Dask cluster\n"
+            f"  {PROG} holiday/ --out labelled/ --cluster local:2 --provider auto   # a LocalCluster, GPU if any\n\n"
             "Videos (mp4, mov, m4v, avi, mkv, webm) write DIR/frames.csv (one row per tracked face per analysed\n"
             "frame: video, frame, time_s, track, box, each model's label, the ensemble's, the smoothed label and\n"
             "its seven probabilities), DIR/tracks.csv (one row per track: first/last second, dominant emotion,\n"
@@ -377,7 +424,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "example: --zoo models_zoo/)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads per model in each process (default: up to 4 with one worker, 1 per worker "
-                   "with several); example: --threads 1 on a busy machine")
+                   "with several or on a cluster); example: --threads 1 on a busy machine")
+    p.add_argument("--provider", choices=PROVIDER_CHOICES, default="cpu",
+                   help="ONNX Runtime execution provider for the emotion models (detectors stay on the CPU): cpu "
+                   "(default), cuda (needs onnxruntime-gpu), coreml (macOS), directml (Windows, "
+                   "onnxruntime-directml), or auto = the first of cuda, directml, coreml installed, else cpu; one "
+                   "that is not installed is an error naming what is; with --cluster it is checked on the workers "
+                   "(example: --provider cuda)")
+    p.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="label on a Dask distributed cluster (pip install 'emotionlens[cluster]'): the scheduler's "
+                   "address, e.g. tcp://10.0.0.5:8786 (start it with 'dask scheduler', workers with 'dask worker "
+                   "ADDRESS --nthreads 1'), or local:N for N single-threaded worker processes on this machine. "
+                   "Photos go in chunks of --cluster-chunk; each worker loads the models once; this machine alone "
+                   "writes the outputs, the same rows in the same order as a local run, and --resume and Ctrl+C "
+                   "work as locally; a task whose worker dies is run again on another. Videos: one whole video per "
+                   "task (not split into segments), so frames.csv and tracks.csv equal a local run's; a video "
+                   "stopped midway is labelled again from its start on --resume. --annotate/--explain pictures "
+                   "are drawn on the workers and written here (example: --cluster local:2)")
+    p.add_argument("--cluster-send-bytes", action="store_true",
+                   help="with --cluster: the workers do not see this machine's files; send each photo's bytes "
+                   "with its task and the model zoo once to every worker (videos are refused: they need a "
+                   "shared path); example: --cluster tcp://gpu-box:8786 --cluster-send-bytes")
+    p.add_argument("--cluster-chunk", type=int, default=None, metavar="N",
+                   help="with --cluster: photos per task (default: 8); their faces are labelled in one model run "
+                   "per model, larger chunks keep a GPU busier (example: --cluster-chunk 64 with --provider cuda)")
     return p
 
 
@@ -395,6 +465,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--smooth must be 0 or more seconds")
     if args.fps is not None and not args.fps > 0:
         parser.error("--fps must be more than 0")
+    if args.cluster_chunk is not None and args.cluster_chunk < 1:
+        parser.error("--cluster-chunk must be at least 1")
+    if (args.cluster_send_bytes or args.cluster_chunk is not None) and not args.cluster:
+        parser.error("--cluster-send-bytes and --cluster-chunk need --cluster")
+    if args.cluster_chunk is None:
+        from app.cluster import DEFAULT_CHUNK
+
+        args.cluster_chunk = DEFAULT_CHUNK
     try:
         return run(args)
     except UsageError as e:

@@ -8,6 +8,7 @@ can show it and the batch CLI can log it without a traceback.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import stat
@@ -161,13 +162,36 @@ def _unidentified(p: Path, f) -> str:  # noqa: ANN001 - an open binary file
     return f"not an image file (contents are not {_FORMATS_HINT})"
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(path: str | os.PathLike, *, data: bytes | None = None) -> np.ndarray:
     """Read ``path`` as an upright RGB uint8 ``(H, W, 3)`` array; raise :class:`ImageError` with one line.
 
     Orientation comes from the EXIF tag (phones store portraits sideways), because the face cascade only
-    finds upright faces. Multi-frame files (GIF, TIFF) give their first frame.
+    finds upright faces. Multi-frame files (GIF, TIFF) give their first frame. ``data``: the file's contents,
+    read elsewhere with :func:`read_image_bytes` (a cluster worker without the client's files); ``path`` then
+    only names the image in messages, and the same file gives the same pixels or the same reason.
     """
     p = Path(os.fspath(path))
+    if data is not None:
+        if not data:
+            raise _fail(p, "empty file (0 bytes)")
+        return _decode(p, io.BytesIO(data))
+    with _open_checked(p) as f:
+        return _decode(p, f)
+
+
+def read_image_bytes(path: str | os.PathLike) -> bytes:
+    """The contents of the image file ``path``, for :func:`load_image` ``data`` on another machine; a file that
+    cannot be read raises the :class:`ImageError` that :func:`load_image` would (FIFOs, folders, permissions)."""
+    p = Path(os.fspath(path))
+    with _open_checked(p) as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise _fail(p, os_reason(e)) from None
+
+
+def _open_checked(p: Path):  # noqa: ANN202 - an open binary file
+    """Open a regular, non-empty file for reading, or raise :class:`ImageError` saying why not."""
     try:
         st = p.stat()
     except FileNotFoundError:
@@ -194,7 +218,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         f.close()
         raise _fail(p, "is not a regular file")
-    with f, warnings.catch_warnings():
+    return f
+
+
+def _decode(p: Path, f) -> np.ndarray:  # noqa: ANN001 - a binary file
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns on corrupt EXIF, bombs...: each file gets one clear line
         try:
             im = Image.open(f)

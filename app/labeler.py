@@ -52,6 +52,17 @@ class FaceResult:
 
 
 @dataclass(frozen=True)
+class Detection:
+    """One image's faces before labelling (:meth:`Labeler.detect_image`): boxes in reading order, their 48x48
+    crops, the image ``size`` (width, height) and the seconds detection took. Small: the image is not kept."""
+
+    boxes: list[Box]
+    crops: np.ndarray
+    size: tuple[int, int]
+    seconds: float
+
+
+@dataclass(frozen=True)
 class PhotoResult:
     """All faces of one photo; ``size`` is (width, height); times in seconds (``seconds`` includes loading)."""
 
@@ -79,7 +90,7 @@ def weighted_mean(probs: list[np.ndarray], weights: list[float] | np.ndarray) ->
 class Labeler:
     """Every model of a zoo, loaded once; thread-safe for concurrent ``label_*`` calls (ORT sessions are).
 
-    Example:
+    Examples:
         >>> from app import Labeler
         >>> labeler = Labeler()                        # the default zoo, Haar faces verified by eyes
         >>> result = labeler.label_image(sample_photo)  # a path, or an RGB/gray numpy array
@@ -92,17 +103,25 @@ class Labeler:
         detector: face detector, one of ``app.detect.DETECTORS`` (``"haar"``, the default, or ``"mtcnn"``).
         eye_check: keep only Haar faces in which eyes are found (the default; far fewer false faces).
         tta: flip test-time augmentation (about twice the labelling cost; see :meth:`classify`).
+        provider: ONNX Runtime execution provider for the models: ``"cpu"`` (the default), ``"cuda"``,
+            ``"coreml"``, ``"directml"`` or ``"auto"`` (the best one installed); see :mod:`app.providers`.
 
     The options are defaults for every ``label_*`` call; a call may still override them one by one.
-    Raises :class:`app.zoo.ZooError` (one line naming the file) for a missing or broken zoo.
+    Raises :class:`app.zoo.ZooError` (one line naming the file) for a missing or broken zoo, and
+    :class:`app.providers.ProviderError` for a provider this onnxruntime lacks.
     """
 
     def __init__(self, zoo_dir: str | os.PathLike | None = None, threads: int | None = None, *,
-                 detector: str = DETECTORS[0], eye_check: bool = True, tta: bool = False) -> None:
+                 detector: str = DETECTORS[0], eye_check: bool = True, tta: bool = False,
+                 provider: str = "cpu") -> None:
         import onnxruntime as ort
+
+        from app.providers import describe, resolve
 
         if detector not in DETECTORS:
             raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        self.providers = resolve(provider)
+        self.provider = describe(self.providers)  # "auto" resolved: what the sessions run on
         self.detector, self.eye_check, self.tta = detector, bool(eye_check), bool(tta)
         self.zoo_dir = Path(zoo_dir) if zoo_dir is not None else default_zoo_dir()
         self.classes, self.models = load_manifest(self.zoo_dir)
@@ -115,7 +134,7 @@ class Labeler:
             self._sessions[m.name] = self._load(ort, m, opts)
 
     def _load(self, ort, m: ModelInfo, opts) -> object:  # noqa: ANN001 - ort is imported lazily
-        sess, blob = open_model(ort, m.file, m.name, opts, m.input_size, len(self.classes))
+        sess, blob = open_model(ort, m.file, m.name, opts, m.input_size, len(self.classes), self.providers)
         outs = sess.get_outputs()
         self._heads[m.name] = None
         if not m.saliency:
@@ -251,7 +270,7 @@ class Labeler:
         frame it was saved at. Raises :class:`app.video.VideoError` (a ``ValueError``) for a file that cannot
         be read.
 
-        Example:
+        Examples:
             >>> frames = list(labeler.label_video(sample_clip, labeler.video_options(fps=10)))
             >>> sorted({face.track for frame in frames for face in frame.faces})
             [1]
@@ -272,38 +291,61 @@ class Labeler:
         ``path`` only names an array's source in the result."""
         if isinstance(image, str | os.PathLike):
             return self.label_file(image, eye_check=eye_check, tta=tta, detector=detector)
-        eye_check = self.eye_check if eye_check is None else eye_check
         tta = self.tta if tta is None else tta
+        found = self.detect_image(image, eye_check=eye_check, detector=detector)
+        return self.label_detections([found], tta=tta, paths=[path])[0]
+
+    def detect_image(self, image: np.ndarray, eye_check: bool | None = None, detector: str | None = None) -> Detection:
+        """The first half of :meth:`label_image`: find the faces of an RGB or gray ``uint8`` array (reading
+        order) and crop them; :meth:`label_detections` labels them, one image's or many images' at once."""
+        eye_check = self.eye_check if eye_check is None else eye_check
         detector = self.detector if detector is None else detector
-        rgb = image
         t0 = time.perf_counter()
-        gray = to_gray(rgb)
-        boxes = detect_faces(rgb if detector != "haar" else gray, eye_check=eye_check, detector=detector)
+        gray = to_gray(image)
+        boxes = detect_faces(image if detector != "haar" else gray, eye_check=eye_check, detector=detector)
         boxes = [boxes[i] for i in reading_order([(b.x, b.y, b.w, b.h) for b in boxes])]
-        t1 = time.perf_counter()
         crops = np.zeros((len(boxes), *CROP_SIZE), np.uint8)
         for i, b in enumerate(boxes):
             crops[i] = crop_face(gray, b, CROP_SIZE)
+        return Detection(boxes, crops, (int(gray.shape[1]), int(gray.shape[0])), time.perf_counter() - t0)
+
+    def label_detections(self, found: list[Detection], tta: bool | None = None,
+                         paths: list[str | os.PathLike | None] | None = None) -> list[PhotoResult]:
+        """Label the faces of several images with **one** :meth:`classify` call (one run per model over all
+        their crops), so a GPU gets batches worth its start-up cost; one :class:`PhotoResult` per detection.
+
+        The probabilities equal labelling each image alone up to float rounding (ONNX Runtime's kernels may
+        sum in another order for another batch size); ``label_seconds`` is the shared run split by faces.
+        """
+        tta = self.tta if tta is None else tta
+        paths = list(paths) if paths is not None else [None] * len(found)
+        t0 = time.perf_counter()
+        crops = np.concatenate([d.crops for d in found]) if found else np.zeros((0, *CROP_SIZE), np.uint8)
         per_model, ensemble = self.classify(crops, tta=tta)
-        faces = [
-            FaceResult(
-                index=i + 1,
-                box=b,
-                crop=crops[i],
-                predictions={m.name: self.prediction(per_model[m.name][i]) for m in self.models},
-                ensemble=self.prediction(ensemble[i]),
-            )
-            for i, b in enumerate(boxes)
-        ]
-        t2 = time.perf_counter()
-        return PhotoResult(
-            path=None if path is None else str(path),
-            size=(int(gray.shape[1]), int(gray.shape[0])),
-            faces=faces,
-            seconds=t2 - t0,
-            detect_seconds=t1 - t0,
-            label_seconds=t2 - t1,
-        )
+        share = (time.perf_counter() - t0) / max(1, len(crops))
+        results, start = [], 0
+        for d, path in zip(found, paths, strict=True):
+            faces = [
+                FaceResult(
+                    index=i + 1,
+                    box=b,
+                    crop=d.crops[i],
+                    predictions={m.name: self.prediction(per_model[m.name][start + i]) for m in self.models},
+                    ensemble=self.prediction(ensemble[start + i]),
+                )
+                for i, b in enumerate(d.boxes)
+            ]
+            start += len(d.boxes)
+            label_s = share * len(d.boxes) if len(found) > 1 else time.perf_counter() - t0
+            results.append(PhotoResult(path=None if path is None else str(path), size=d.size, faces=faces,
+                                       seconds=d.seconds + label_s, detect_seconds=d.seconds, label_seconds=label_s))
+        return results
+
+    def label_images(self, images: list[np.ndarray], eye_check: bool | None = None, tta: bool | None = None,
+                     detector: str | None = None) -> list[PhotoResult]:
+        """:meth:`label_image` over several RGB or gray arrays with all their faces in one model run per model
+        (:meth:`label_detections`): what keeps a GPU fed when photos have one face each."""
+        return self.label_detections([self.detect_image(im, eye_check, detector) for im in images], tta=tta)
 
     def label_file(
         self, path: str | os.PathLike, eye_check: bool | None = None, tta: bool | None = None,

@@ -47,10 +47,15 @@ def session_options(threads: int):  # noqa: ANN201 - onnxruntime.SessionOptions,
 
 
 def open_model(
-    ort, file: Path, name: str, opts, input_size: tuple[int, int], n_classes: int  # noqa: ANN001 - lazy ort
+    ort, file: Path, name: str, opts, input_size: tuple[int, int], n_classes: int,  # noqa: ANN001 - lazy ort
+    providers: list[str] | None = None,
 ) -> tuple[object, bytes]:
     """Open an ONNX model and check it against the zoo's contract (one float32 ``input`` [N, 1, H, W], first
     output ``logits`` [N, n_classes], run on two blank faces); returns the session and the file's bytes.
+
+    ``providers`` is ORT's list (:func:`app.providers.resolve`; default the CPU only). A session that did not
+    get the first one (a CUDA wheel without its CUDA libraries: ORT falls back to the CPU with a warning) is a
+    :class:`app.providers.ProviderError`, so a GPU run never crawls on the CPU unnoticed.
 
     Every failure is a :class:`ZooError` naming the file, so the app, the batch and the evaluation tools all
     print one line for a missing, corrupt or foreign model instead of onnxruntime's traceback.
@@ -60,10 +65,15 @@ def open_model(
     except OSError as e:
         raise ZooError(f"{file}: cannot read model {name!r} ({e.strerror or e})") from None
     try:
-        sess = ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(blob, sess_options=opts, providers=providers or ["CPUExecutionProvider"])
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise ZooError(f"{file}: model {name!r} is not a valid ONNX model ({first})") from None
+    if providers and providers[0] not in sess.get_providers():
+        from app.providers import ProviderError, describe
+
+        raise ProviderError(f"--provider {describe(providers)}: {providers[0]} is installed but could not start "
+                            f"(its libraries or device are missing); this session runs on {sess.get_providers()}")
     ins, outs = sess.get_inputs(), sess.get_outputs()
     if [i.name for i in ins] != ["input"] or not outs or outs[0].name != "logits":
         raise ZooError(

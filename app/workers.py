@@ -93,19 +93,75 @@ def label_one(it: Item, labeler: Labeler, out_dir: Path, opts: Options) -> tuple
     Never raises for a bad input: an unreadable image becomes an error record; so does any other failure,
     because one odd file must never stop a batch of thousands (the record names the exception).
     """
-    rec: dict = {"key": key(it.path), "image": str(it.path), "faces": 0, "error": None}
-    try:
-        rgb = load_image(it.path)
-        result = labeler.label_image(rgb, eye_check=opts.eye_check, path=it.path, tta=opts.tta,
-                                     detector=opts.detector)
-    except ImageError as e:
-        rec["error"] = e.reason
-    except MemoryError:
-        rec["error"] = "not enough memory to label this image"
-    except Exception as e:  # a bug or a library's surprise on this file: report it, keep the batch going
-        rec["error"] = f"internal error while labelling ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
-    if rec["error"]:
-        return rec, [], f"skipped: {shown(it.path)}: {rec['error']}"
+    return label_chunk([it], labeler, out_dir, opts)[0]
+
+
+def label_chunk(
+    items: list[Item], labeler: Labeler, out_dir: Path, opts: Options, *,
+    data: list[bytes | str | None] | None = None, batch_faces: bool = False,
+) -> list[tuple[dict, list[list[Any]], str | None]]:
+    """:func:`label_one` over ``items``, one result each in their order; the task of a ``--cluster`` worker.
+
+    ``data`` (``--cluster-send-bytes``) gives each image's file contents as read by the client, or the
+    reason the client could not read it (a ``str``); None reads ``it.path`` here. ``batch_faces`` labels the
+    faces of all the images in one model run per model (:meth:`Labeler.label_detections`) instead of one run
+    per image; a failure in that shared run is retried image by image, so it is blamed on the right file.
+    """
+    data = data if data is not None else [None] * len(items)
+    recs: list[dict] = []
+    found: list[tuple[int, Any, Any]] = []  # (index, detection, rgb for --annotate)
+    for i, (it, blob) in enumerate(zip(items, data, strict=True)):
+        recs.append({"key": key(it.path), "image": str(it.path), "faces": 0, "error": None})
+        try:
+            rgb = _load(it.path, blob)
+            det = labeler.detect_image(rgb, eye_check=opts.eye_check, detector=opts.detector)
+            found.append((i, det, rgb if opts.annotate else None))
+        except Exception as e:  # never raises for a bad input: see label_one
+            recs[i]["error"] = _failure(e)
+    results: dict[int, Any] = {}
+    if batch_faces and len(found) > 1:
+        try:
+            got = labeler.label_detections([d for _, d, _ in found], tta=opts.tta,
+                                           paths=[items[i].path for i, _, _ in found])
+            results = {i: r for (i, _, _), r in zip(found, got, strict=True)}
+        except Exception:  # labelled again one by one below, where the error is attributed to its image
+            results = {}
+    for i, det, _ in found:
+        if i not in results:
+            try:
+                results[i] = labeler.label_detections([det], tta=opts.tta, paths=[items[i].path])[0]
+            except Exception as e:
+                recs[i]["error"] = _failure(e)
+    out: list[tuple[dict, list[list[Any]], str | None]] = [
+        (rec, [], f"skipped: {shown(it.path)}: {rec['error']}") for it, rec in zip(items, recs, strict=True)]
+    for i, _, rgb in found:
+        if i in results:
+            out[i] = _finish(items[i], rgb, results[i], recs[i], labeler, out_dir, opts)
+    return out
+
+
+def _load(path: Path, blob: bytes | str | None) -> Any:
+    """The image as RGB: read from ``path`` here, decoded from the bytes the client sent, or the client's error."""
+    if blob is None:
+        return load_image(path)
+    if isinstance(blob, str):
+        raise ImageError(f"{path}: {blob}", path=str(path), reason=blob)
+    return load_image(path, data=blob)
+
+
+def _failure(e: Exception) -> str:
+    """An image's error reason for an exception met while decoding or labelling it."""
+    if isinstance(e, ImageError):
+        return e.reason
+    if isinstance(e, MemoryError):
+        return "not enough memory to label this image"
+    # A bug or a library's surprise on this file: report it, keep the batch going.
+    return f"internal error while labelling ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
+
+
+def _finish(it: Item, rgb: Any, result: Any, rec: dict, labeler: Labeler, out_dir: Path,
+            opts: Options) -> tuple[dict, list[list[Any]], str | None]:
+    """A labelled image's optional pictures, rows and record."""
     note = None
     if opts.annotate:
         from app import annotate as ann
@@ -133,7 +189,7 @@ def label_one(it: Item, labeler: Labeler, out_dir: Path, opts: Options) -> tuple
 _worker_labeler: Labeler | None = None
 
 
-def _init_worker(zoo_dir: str, threads: int) -> None:
+def _init_worker(zoo_dir: str, threads: int, provider: str = "cpu") -> None:
     """Runs once in each worker: Ctrl+C is the parent's to handle; one thread each for OpenCV and ORT."""
     global _worker_labeler
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -142,7 +198,7 @@ def _init_worker(zoo_dir: str, threads: int) -> None:
     cv2.setNumThreads(1)  # N single-threaded workers on N cores; OpenCV's pool would only add contention
     from app.labeler import Labeler
 
-    _worker_labeler = Labeler(zoo_dir, threads=threads)
+    _worker_labeler = Labeler(zoo_dir, threads=threads, provider=provider)
 
 
 def _work(it: Item, out_dir: Path, opts: Options) -> tuple[dict, list[list[Any]], str | None]:
@@ -224,7 +280,7 @@ def ordered_results(
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(str(labeler.zoo_dir), threads))
+                                   initargs=(str(labeler.zoo_dir), threads, getattr(labeler, "provider", "cpu")))
 
     cv2_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # this process is one worker among N now
