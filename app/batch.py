@@ -150,9 +150,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace, labeler: Labeler) -> Cluster:
-    from app.cluster import Cluster, WorkerSetup
+    from app.cluster import Cluster, WorkerSetup, worker_threads
 
-    setup = WorkerSetup(zoo_dir=str(labeler.zoo_dir.resolve()), threads=args.threads or 1, provider=args.provider,
+    setup = WorkerSetup(zoo_dir=str(labeler.zoo_dir.resolve()), threads=worker_threads(args.cluster, args.threads),
+                        provider=args.provider,
                         batch_faces=True)
     print(f"connecting to the Dask cluster {args.cluster}…", file=sys.stderr)
     return Cluster(args.cluster, setup, send_bytes=args.cluster_send_bytes, chunk=args.cluster_chunk)
@@ -424,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "example: --zoo models_zoo/)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads per model in each process (default: up to 4 with one worker, 1 per worker "
-                   "with several or on a cluster); example: --threads 1 on a busy machine")
+                   "with several; on --cluster local:N the cores divided by N, on a remote cluster 1 per task); "
+                   "example: --threads 1 on a busy machine")
     p.add_argument("--provider", choices=PROVIDER_CHOICES, default="cpu",
                    help="ONNX Runtime execution provider for the emotion models (detectors stay on the CPU): cpu "
                    "(default), cuda (needs onnxruntime-gpu), coreml (macOS), directml (Windows, "

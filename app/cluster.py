@@ -213,6 +213,17 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
+def worker_threads(spec: str, threads: int | None = None) -> int:
+    """Threads per worker task, as ``--workers`` has them: ``threads`` if given; on ``local:N`` the cores divided
+    by N (one process may use every core: OpenCV's detector and ONNX Runtime are threaded; measured with
+    benchmarks/cluster_speed.py, local:1 with one thread labelled a portrait 1.45x slower than --workers 1);
+    on a remote cluster 1 (``dask worker --nthreads 1 --nworkers <cores>`` is the documented set-up)."""
+    if threads:
+        return threads
+    n_local = parse_cluster(spec)
+    return max(1, (os.cpu_count() or 1) // n_local) if n_local else 1
+
+
 def parse_cluster(spec: str) -> int | None:
     """``local:N`` -> N worker processes; an address -> None. Raises UsageError for ``local:`` without N >= 1."""
     if not spec.startswith(LOCAL):
