@@ -43,6 +43,30 @@ def default_zoo_dir() -> Path:
     return resource_path("models_zoo")
 
 
+def available_zoos(zoo_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The zoos a user can choose between: ``zoo_dir`` (default :func:`default_zoo_dir`) first, then every
+    ``models_zoo_*`` folder beside the shipped ``models_zoo/`` that holds a manifest (e.g. the FER2013-label zoo
+    kept beside the FER+ one), by name. The window's Models menu lists these; ``--zoo`` takes any folder."""
+    first = Path(zoo_dir).expanduser() if zoo_dir is not None else default_zoo_dir()
+    shipped = resource_path("models_zoo")
+    others = sorted(p for p in shipped.parent.glob("models_zoo_*") if (p / MANIFEST).is_file())
+    seen = {first.resolve()}
+    found = [first]
+    for p in [shipped, *others]:
+        if (p / MANIFEST).is_file() and p.resolve() not in seen:
+            seen.add(p.resolve())
+            found.append(p)
+    return found
+
+
+def zoo_title(zoo_dir: Path) -> str:
+    """``models_zoo (FER+ votes)``: a zoo's folder name and what its models were trained on, for menus."""
+    try:
+        return f"{zoo_dir.name} ({label_source(load_manifest(zoo_dir)[1])})"
+    except ZooError:
+        return f"{zoo_dir.name} (unusable)"
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """One manifest entry; ``file`` is resolved against the manifest's folder."""

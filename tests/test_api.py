@@ -164,3 +164,21 @@ def test_video_helpers_give_the_rows_the_batch_command_writes(tiny_zoo, tmp_path
         mine += [[str(c) for c in row] for row in frame_rows(video, vf, labeler.models)]
     assert mine == frames_csv and len(mine) > 10
     assert [tracks_header(), *[[str(c) for c in r] for r in track_rows(video, video_series(frames))]] == tracks_csv
+
+
+def test_available_zoos_lists_the_chosen_then_the_shipped_then_its_siblings(tmp_path, tiny_zoo, monkeypatch):
+    import shutil
+
+    from app import zoo as zoo_mod
+
+    for name in ("models_zoo", "models_zoo_fer2013", "models_zoo_empty"):
+        (tmp_path / name).mkdir()
+    for name in ("models_zoo", "models_zoo_fer2013"):
+        for f in tiny_zoo.iterdir():
+            shutil.copy(f, tmp_path / name / f.name)
+    monkeypatch.setattr(zoo_mod, "resource_path", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.delenv(zoo_mod.ZOO_ENV, raising=False)
+    assert zoo_mod.available_zoos() == [tmp_path / "models_zoo", tmp_path / "models_zoo_fer2013"]
+    assert zoo_mod.available_zoos(tiny_zoo) == [tiny_zoo, tmp_path / "models_zoo", tmp_path / "models_zoo_fer2013"]
+    assert zoo_mod.zoo_title(tmp_path / "models_zoo_fer2013") == "models_zoo_fer2013 (FER2013 labels)"
+    assert zoo_mod.zoo_title(tmp_path / "models_zoo_empty") == "models_zoo_empty (unusable)"

@@ -856,3 +856,20 @@ def test_maps_toggle_and_class_picker(make_app, tiny_zoo, sample_photo):
     app.set_maps(False)
     app.root.update()
     assert not app.panel.card.find_withtag("map") and not app.panel.maps_bar.winfo_ismapped()
+
+
+def test_models_menu_switches_zoo_and_about_names_it(make_app, tiny_zoo, zoo_factory, sample_photo):
+    """Models menu (issue 25: the zoo is chosen in the window) and Help > About (issue 27: version, label source)."""
+    from app import __version__
+
+    two = zoo_factory(("cnn", "ff"), folder="two")
+    app = make_app(zoo_dir=tiny_zoo)
+    about = app.about()
+    assert about.startswith(f"EmotionLens {__version__}") and "Trained on: FER2013 labels" in about
+    assert str(tiny_zoo) in about
+    app.open_image(sample_photo)
+    assert app.wait_idle(WAIT) and len(app.face_rows()[0]) == 4  # three models + ensemble
+    app.set_zoo(two)  # Models > another zoo
+    assert app.wait_idle(WAIT)
+    assert app.zoo_var.get() == str(two) and str(two) in app.about()
+    assert len(app.face_rows()[0]) == 3, app.panel_text()  # relabelled with the two models

@@ -12,6 +12,7 @@ from typing import Any
 
 from app import __version__
 from app.detect import DETECTORS
+from app.zoo import available_zoos, zoo_title
 
 
 def about_text(labeler: Any, zoo_dir: Path | None, zoo_error: str | None = None) -> str:
@@ -29,7 +30,8 @@ def about_text(labeler: Any, zoo_dir: Path | None, zoo_error: str | None = None)
 
 
 def build_menu(win: Any) -> tuple[tk.Menu, tk.Menu]:
-    """File, View, Options, Detector and Help menus bound to ``win``'s handlers; returns (File, Detector)."""
+    """File, View, Options, Detector, Models (which zoo labels: :func:`app.zoo.available_zoos`) and Help menus
+    bound to ``win``'s handlers; returns (File, Detector)."""
     root = win.root
     menubar = tk.Menu(root)
     filemenu = tk.Menu(menubar, tearoff=False)
@@ -61,6 +63,11 @@ def build_menu(win: Any) -> tuple[tk.Menu, tk.Menu]:
     for name in DETECTORS:
         detmenu.add_radiobutton(label=name, value=name, variable=win.detector_var)
     menubar.add_cascade(label="Detector", menu=detmenu)
+    zoomenu = tk.Menu(menubar, tearoff=False)
+    for zoo in available_zoos(win.zoo_dir):
+        zoomenu.add_radiobutton(label=zoo_title(zoo), value=str(zoo), variable=win.zoo_var,
+                                command=lambda z=zoo: win.set_zoo(z))
+    menubar.add_cascade(label="Models", menu=zoomenu)
     helpmenu = tk.Menu(menubar, tearoff=False)
     helpmenu.add_command(label="About EmotionLens", command=win.show_about)
     menubar.add_cascade(label="Help", menu=helpmenu)

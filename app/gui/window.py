@@ -53,6 +53,7 @@ from app.gui.video_mode import VideoMode
 from app.gui.webcam import WebcamMode
 from app.gui.worker import Job, Loaded, Worker
 from app.video import is_video
+from app.zoo import default_zoo_dir
 
 APP_NAME = "EmotionLens"
 PANEL_WIDTH = 420  # side panel at start; the user can drag the divider
@@ -154,6 +155,7 @@ class App(Dialogs):
         self.eye_var = tk.BooleanVar(master=root, value=eye_check)
         self.tta_var = tk.BooleanVar(master=root, value=tta)
         self.detector_var = tk.StringVar(master=root, value=detector)
+        self.zoo_var = tk.StringVar(master=root, value=str(self.zoo_dir or default_zoo_dir()))
         self.maps_var = tk.BooleanVar(master=root, value=False)  # saliency maps in the card: no relabelling
         self.maps_var.trace_add("write", lambda *_: self.panel.set_maps(self.maps_var.get()))
         self._options_applied = self._options()
@@ -316,6 +318,12 @@ class App(Dialogs):
         if name not in DETECTORS:
             raise ValueError(f"unknown detector {name!r}: choose {', '.join(DETECTORS)}")
         self.detector_var.set(name)
+
+    def set_zoo(self, zoo_dir: str | os.PathLike) -> None:
+        """Label with another zoo (the Models menu): load it off the UI thread and relabel what is open."""
+        self.zoo_dir = Path(zoo_dir)
+        self.zoo_var.set(str(self.zoo_dir))
+        self.reload_models()
 
     def reload_models(self) -> None:
         """Try loading the model zoo again (after the user copied the models in)."""
@@ -544,7 +552,6 @@ class App(Dialogs):
             self.details_btn.pack_forget()
 
     def _models_message(self, error: str) -> Message:
-        from app.zoo import default_zoo_dir
 
         return models_problem(error, self.zoo_dir if self.zoo_dir is not None else default_zoo_dir())
 
