@@ -284,6 +284,7 @@ def write_summary(
         "workers": int(getattr(args, "workers", None) or 1),
         "models": [m.name for m in labeler.models],
         "zoo": str(labeler.zoo_dir),
+        "trained_on": labeler.label_source,  # which truth the labels follow: FER2013's labels or the FER+ votes
         **(extra or {}),
     }
     write_text(out_dir / SUMMARY, json_text(summary, indent=2) + "\n")

@@ -70,6 +70,8 @@ def test_photo_rows_are_the_rows_the_batch_command_writes(tiny_zoo, tmp_path):
     assert main([str(photos), "--out", str(tmp_path / "out"), "--zoo", str(tiny_zoo), "--workers", "1"]) == 0
     with open(tmp_path / "out" / "labels.csv", newline="", encoding="utf-8") as f:
         written = list(csv.reader(f))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["trained_on"] == "FER2013 labels" and summary["zoo"] == str(tiny_zoo)
     labeler = Labeler(tiny_zoo, threads=1)
     mine = [labels_header(labeler.models)]
     mine += [[str(c) for c in row] for row in photo_rows(photos / "a.jpg", labeler.label_image(photos / "a.jpg"),
