@@ -231,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=2.0, help="--fps sampling for --memory runs (default: 2; 0 = every "
                    "frame)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    p.add_argument("--update-docs", action="store_true",
+                   help="with --memory or --smoothing: also write the table between the video-memory or "
+                   "video-smoothing markers of docs/video.md (example: --memory --update-docs)")
     args = p.parse_args(argv)
+    if args.update_docs and not (args.memory or args.smoothing):
+        p.error("--update-docs goes with --memory or --smoothing (python -m benchmarks --update-readme writes the "
+                "speed rows)")
     if args.memory:
         rows = memory_rows(args.long, args.short, args.fps or None)
     elif args.smoothing:
@@ -239,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = video_rows(args.zoo, args.quick, args.threads)
     print(markdown_table(rows))
+    if args.update_docs:
+        from benchmarks.common import machine_line
+        from training.report import block_file, replace_block
+
+        block = "video-memory" if args.memory else "video-smoothing"
+        command = " ".join(["python -m benchmarks.video_speed", *(argv if argv is not None else sys.argv[1:])])
+        replace_block(block_file(block), block, f"{markdown_table(rows)}\n\n`{command}` on "
+                      f"{machine_line(args.threads)}.")
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
     return 0

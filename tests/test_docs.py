@@ -6,6 +6,10 @@
 * The quick commands (``QUICK``) are run for real, in a scratch folder, as a newcomer would type them.
 * The Python examples of the pages in ``PYTHON_PAGES`` run, in order, in one namespace per page.
 * README stays short, and the site's navigation lists every page.
+* No new hand-typed measurement: a number with a unit (%, ms, s, MB, x, ...) outside a generated block
+  (``<!-- name:start -->`` ... ``<!-- name:end -->``, written by the script the page names) fails, unless it
+  is one of the lines in ``tests/docs_hand_typed.txt``, the measurements typed before issue 27 that still
+  wait for a script to write them. That list may only shrink: a line that is gone must leave it.
 """
 
 from __future__ import annotations
@@ -162,6 +166,36 @@ def test_python_examples_run(page, newcomer, monkeypatch, capsys):
     if page == "docs/api.md":
         tracks = (newcomer / "out" / "tracks.csv").read_text().splitlines()
         assert tracks[0].startswith("video,track,first_s") and len(tracks) >= 2
+
+
+MEASURED = re.compile(r"\d+(?:[.,]\d+)?\s?(?:%|ms\b|fps\b|s\b|min\b|MB\b|GB\b|KB\b|x\b|×|hours?\b|points?\b)")
+HAND_TYPED = REPO / "tests" / "docs_hand_typed.txt"
+
+
+def hand_typed_lines() -> set[str]:
+    """``page: line`` for every line of README, CHANGELOG and docs/*.md with a number and a unit outside the
+    generated blocks."""
+    found = set()
+    for page in [*PAGES, REPO / "CHANGELOG.md"]:
+        generated = False
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if re.search(r"<!-- [a-z-]+:start -->", line):
+                generated = True
+            elif re.search(r"<!-- [a-z-]+:end -->", line):
+                generated = False
+            elif not generated and MEASURED.search(line):
+                found.add(f"{page.relative_to(REPO).as_posix()}: {line.strip()}")
+    return found
+
+
+def test_no_new_hand_typed_measurements():
+    known = {x for x in HAND_TYPED.read_text(encoding="utf-8").splitlines() if x and not x.startswith("#")}
+    found = hand_typed_lines()
+    new = sorted(found - known)
+    assert not new, ("numbers with units typed by hand; let the script that measures them write them into a "
+                     "generated block (see training.report.replace_block):\n" + "\n".join(new))
+    gone = sorted(known - found)
+    assert not gone, f"no longer in the pages; remove these lines from {HAND_TYPED.name}:\n" + "\n".join(gone)
 
 
 def test_readme_is_short_and_links_the_site():
