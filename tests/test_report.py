@@ -21,10 +21,22 @@ def test_results_table_reads_manifest_and_measures(tmp_path):
     export.update_manifest(tmp_path, export.manifest_entry("ff", path.name, metrics, training))
     table = report.results_table(tmp_path)
     row = table.splitlines()[2]
-    assert row.startswith("| FF | 51.23% | 50.12% | 51.00% | 3 | 10 min | — | 4000 | 0.02 M |")
+    assert row.startswith("| FF | FER2013 labels | 51.23% | 50.12% | 51.00% | — | — | 3 | 10 min | — | 4000 | 0.02 M |")
     assert row.endswith("| fp32 | " + row.split("|")[-3].strip() + " | finished |")
     assert float(row.split("|")[-3]) > 0  # ms per face measured, not copied
     assert "![FF" not in table  # no log folder recorded, so no figure links to dead files
+    assert "| VGG13, majority voting (Barsoum et al., ICMI 2016), published | FER+ |" in table
+
+
+def test_results_table_shows_both_truths(tmp_path):
+    path = export.export_onnx(build_model("ff", hidden=(8,)).eval(), tmp_path / "ff.onnx")
+    metrics = {"public_test_accuracy": 0.47, "private_test_accuracy": 0.46, "ferplus_public_test_accuracy": 0.6856,
+               "ferplus_private_test_accuracy": 0.6643}
+    entry = export.manifest_entry("ff", path.name, metrics, {"epochs": 3})
+    entry["labels"] = "ferplus-soft"
+    export.update_manifest(tmp_path, entry)
+    row = report.results_table(tmp_path).splitlines()[2]
+    assert row.startswith("| FF | FER+ votes | 47.00% | 46.00% | — | 68.56% | 66.43% | 3 |"), row
 
 
 def test_trained_on_names_the_device_from_the_manifest():
