@@ -156,7 +156,8 @@ def _connect(args: argparse.Namespace, labeler: Labeler) -> Cluster:
                         provider=args.provider,
                         batch_faces=True)
     print(f"connecting to the Dask cluster {args.cluster}…", file=sys.stderr)
-    return Cluster(args.cluster, setup, send_bytes=args.cluster_send_bytes, chunk=args.cluster_chunk)
+    return Cluster(args.cluster, setup, send_bytes=args.cluster_send_bytes, chunk=args.cluster_chunk,
+                   segment_s=args.cluster_segment)
 
 
 def _run_batch(args: argparse.Namespace, scan: Scan, videos: list[Item], labeler: Labeler, out_dir: Path,
@@ -440,9 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "Photos go in chunks of --cluster-chunk; each worker loads the models once; this machine alone "
                    "writes the outputs, the same rows in the same order as a local run, and --resume and Ctrl+C "
                    "work as locally; a task whose worker dies is run again on another. Videos: one whole video per "
-                   "task (not split into segments), so frames.csv and tracks.csv equal a local run's; a video "
-                   "stopped midway is labelled again from its start on --resume. --annotate/--explain pictures "
-                   "are drawn on the workers and written here (example: --cluster local:2)")
+                   "task, or one task per segment of a video longer than --cluster-segment; a video stopped "
+                   "midway is labelled again from its start on --resume. --annotate/--explain pictures are drawn "
+                   "on the workers and written here (example: --cluster local:2)")
     p.add_argument("--cluster-send-bytes", action="store_true",
                    help="with --cluster: the workers do not see this machine's files; send each photo's bytes "
                    "with its task and the model zoo once to every worker (videos are refused: they need a "
@@ -450,6 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-chunk", type=int, default=None, metavar="N",
                    help="with --cluster: photos per task (default: 8); their faces are labelled in one model run "
                    "per model, larger chunks keep a GPU busier (example: --cluster-chunk 64 with --provider cuda)")
+    p.add_argument("--cluster-segment", type=float, default=None, metavar="SECONDS",
+                   help="with --cluster: a video longer than this is split at keyframes into segments of at most "
+                   "SECONDS, one task each, so one long video uses every worker (default: 60; 0: whole videos "
+                   "only, whose frames.csv and tracks.csv equal a local run's). Each segment first labels a few "
+                   "seconds before it without writing them, and track numbers are stitched across boundaries; rows "
+                   "can differ from a local run's only just after a boundary (smoothed probabilities in the last "
+                   "decimal, a predicted box by a pixel; see the documentation). Example: --cluster local:4 "
+                   "--cluster-segment 120")
     return p
 
 
@@ -469,8 +478,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--fps must be more than 0")
     if args.cluster_chunk is not None and args.cluster_chunk < 1:
         parser.error("--cluster-chunk must be at least 1")
-    if (args.cluster_send_bytes or args.cluster_chunk is not None) and not args.cluster:
-        parser.error("--cluster-send-bytes and --cluster-chunk need --cluster")
+    if args.cluster_segment is not None and not args.cluster_segment >= 0:
+        parser.error("--cluster-segment must be 0 or more seconds")
+    if (args.cluster_send_bytes or args.cluster_chunk is not None or args.cluster_segment is not None) \
+            and not args.cluster:
+        parser.error("--cluster-send-bytes, --cluster-chunk and --cluster-segment need --cluster")
     if args.cluster_chunk is None:
         from app.cluster import DEFAULT_CHUNK
 

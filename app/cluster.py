@@ -21,11 +21,19 @@ Workers read the inputs from the paths the client sees (a shared file system) un
 model zoo once to every worker (``Client.scatter(broadcast=True)``). ``--annotate`` and ``--explain``
 pictures are drawn on the worker into a scratch folder and come back as bytes that the client writes.
 
-Videos run as whole-video tasks, one video per task: a worker labels the whole video (tracking and smoothing
-exactly as a local run, so frames.csv and tracks.csv rows are identical) and returns its frames.csv rows,
-tracks and charts; the client appends them in input order. A long video is not split into segments, so one
-video uses one worker; a run stopped mid-video labels that video again from its start on ``--resume``.
-Videos need a shared path (``--cluster-send-bytes`` does not send them).
+Videos up to ``segment_s`` seconds long (``--cluster-segment``, default
+:data:`app.video_segments.DEFAULT_SEGMENT_S`; 0: every video) run as whole-video tasks: a worker labels the
+whole video (tracking and smoothing exactly as a local run, so frames.csv and tracks.csv rows are identical)
+and returns its frames.csv rows, tracks and charts. A longer video is split at keyframes into segments of at
+most ``segment_s`` seconds, one task each, so one long video keeps every worker busy (app.video_segments: each
+segment warms up on a few seconds before it and writes only its own frames). The client lists the keyframes
+from the packets (no decoding), gathers the segments in order, stitches their track numbers, appends the rows
+and builds tracks.csv, the charts and any annotated copy from them with the local run's code
+(``app.video_batch.write_video_outputs``; the annotated copy of a segmented video is encoded here). Its rows
+equal a local run's except in the first frames after each segment boundary, as app.video_segments says. A
+segment that fails as a video (a damaged file) has the video labelled whole instead, so errors read as locally.
+The client appends videos in input order; a run stopped mid-video labels that video again from its start on
+``--resume``. Videos need a shared path (``--cluster-send-bytes`` does not send them).
 """
 
 from __future__ import annotations
@@ -51,8 +59,10 @@ from app.workers import CRASHED, Options, annotated_path, explained_path, label_
 
 if TYPE_CHECKING:
     from app.labeler import Labeler
+    from app.video import FrameTable, VideoInfo
     from app.video_batch import VideoOutputs
     from app.video_label import VideoOptions
+    from app.video_segments import Segment, SegmentResult
 
 LOCAL = "local:"
 DEFAULT_CHUNK = 8  # photos per task: ~0.4 s of work at ~46 ms a photo, so a task's ~1-2 ms overhead is noise
@@ -188,6 +198,13 @@ def video_task(item: Item, opts: VideoOptions, annotate: bool, setup: WorkerSetu
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def segment_task(item: Item, opts: VideoOptions, seg: Segment, setup: WorkerSetup) -> SegmentResult:
+    """One segment of a long video on a worker (app.video_segments.run_segment)."""
+    from app.video_segments import run_segment
+
+    return run_segment(worker_labeler(setup), item.path, opts, seg)
+
+
 # ------------------------------------------------------------------------------------------- client side
 
 
@@ -238,6 +255,17 @@ def parse_cluster(spec: str) -> int | None:
 
 
 @dataclass
+class _Video:
+    """A video out on the cluster: one whole-video future, or one future per segment of ``plan``."""
+
+    item: Item
+    futures: list
+    plan: list[Segment] = field(default_factory=list)
+    info: VideoInfo | None = None
+    table: FrameTable | None = None
+
+
+@dataclass
 class _Slot:
     items: list[Item]
     future: Any
@@ -249,13 +277,18 @@ class Cluster:
     """A connection to a Dask cluster (or a LocalCluster it started) that labels batches for :mod:`app.batch`."""
 
     def __init__(self, spec: str, setup: WorkerSetup, *, send_bytes: bool = False, chunk: int = DEFAULT_CHUNK,
-                 timeout: float = CONNECT_TIMEOUT_S) -> None:
+                 timeout: float = CONNECT_TIMEOUT_S, segment_s: float | None = None) -> None:
         try:
             import distributed
         except ImportError:
             raise UsageError(f"--cluster needs Dask distributed: {INSTALL}") from None
         n_local = parse_cluster(spec)
         self.spec, self.setup, self.send_bytes, self.chunk = spec, setup, send_bytes, max(1, chunk)
+        if segment_s is None:
+            from app.video_segments import DEFAULT_SEGMENT_S
+
+            segment_s = DEFAULT_SEGMENT_S
+        self.segment_s = segment_s
         self._local = None
         try:
             if n_local is not None:
@@ -412,12 +445,10 @@ class Cluster:
     def label_videos(self, labeler: Labeler, items: list[Item], outs: VideoOutputs, opts: VideoOptions,
                      annotate: bool, should_stop: Callable[[], bool], log: Callable[[str], None] | None = None,
                      finished: Callable[[Item], None] | None = None) -> tuple[list[dict], bool]:
-        """``app.video_batch.label_videos`` on the cluster: one task per video, at most the cluster's threads at
-        once, finished videos appended to frames.csv in input order. A stop (``should_stop``) cancels the videos
-        still out: with no checkpoint inside a task, ``--resume`` labels them from their start. Returns this
-        run's records and whether it stopped early."""
-        from app.atomic import atomic_path
-        from app.journal import _write_all
+        """``app.video_batch.label_videos`` on the cluster: one task per video, or per segment of a video longer
+        than ``segment_s``; about the cluster's threads tasks out at once; finished videos appended to frames.csv
+        in input order. A stop (``should_stop``) cancels the videos still out: with no checkpoint inside a task,
+        ``--resume`` labels them from their start. Returns this run's records and whether it stopped early."""
         from app.video_batch import PROGRESS, finish_video
         from app.video_rows import FRAMES
 
@@ -432,46 +463,44 @@ class Cluster:
             with contextlib.suppress(FileNotFoundError):
                 (outs.out_dir / PROGRESS).unlink()
         videos = iter(todo)
-        pending: deque[tuple[Item, Any]] = deque()
+        pending: deque[_Video] = deque()
         records: list[dict] = []
         cap = self.threads()
         try:
             while True:
-                # Whole videos cannot checkpoint: on a stop the ones out are dropped, and redone on --resume.
+                # Videos cannot checkpoint: on a stop the ones out are dropped, and redone on --resume.
                 if len(records) < len(todo) and should_stop():
                     return records, True
-                while len(pending) < cap:
+                while len(pending) < cap and sum(not f.done() for v in pending for f in v.futures) < cap:
                     it = next(videos, None)
                     if it is None:
                         break
-                    pending.append((it, self.client.submit(
-                        video_task, it, opts, annotate, self.setup, str(outs.out_dir), pure=False, retries=RETRIES,
-                        key=f"emotionlens-video-{uuid.uuid4().hex}")))
+                    pending.append(self._submit_video(it, opts, annotate, outs.out_dir))
                 if not pending:
                     break
-                it, fut = pending[0]
-                if not fut.done():
-                    _wait_any([f for _, f in pending])
+                head = pending[0]
+                if not all(f.done() for f in head.futures):
+                    _wait_any([f for v in pending for f in v.futures])
                     continue
+                failed = next((f for f in head.futures if f.status == "error"), None)
+                if failed is not None:
+                    exc = failed.exception()
+                    raise UsageError(f"--cluster {self.spec}: a worker failed on {shown(head.item.path)} "
+                                     f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); rerun with "
+                                     "--resume")
+                if head.plan:
+                    rec = self._stitched(head, labeler, outs, opts, annotate)
+                    if rec is None:  # a segment failed as a video: label it whole, where errors read as locally
+                        pending[0] = self._submit_video(head.item, opts, annotate, outs.out_dir, whole=True)
+                        continue
+                else:
+                    rec, rows, files = head.futures[0].result()
+                    rec["frames_end"] = self._append(frames_csv, rows)
+                    self._write_files(outs.out_dir, files)
                 pending.popleft()
-                if fut.status == "error":
-                    raise UsageError(f"--cluster {self.spec}: a worker failed on {shown(it.path)} "
-                                     f"({type(fut.exception()).__name__}: "
-                                     f"{' '.join(str(fut.exception()).split())[:200]}); rerun with --resume")
-                rec, rows, files = fut.result()
-                fut.release()
-                fd = os.open(frames_csv, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
-                try:
-                    _write_all(fd, rows)
-                    os.fsync(fd)
-                    rec["frames_end"] = os.fstat(fd).st_size
-                finally:
-                    os.close(fd)
-                for rel, blob in files.items():
-                    target = outs.out_dir / rel
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(target) as tmp, open(tmp, "xb") as f:
-                        f.write(blob)
+                for f in head.futures:
+                    f.release()
+                it = head.item
                 if rec.get("error") and log is not None:
                     log(f"{'skipped' if rec.get('retry') else 'stopped early'}: {shown(it.path)}: {rec['error']}")
                 finish_video(outs, rec)
@@ -483,5 +512,89 @@ class Cluster:
         finally:
             if pending:
                 with contextlib.suppress(Exception):
-                    self.client.cancel([f for _, f in pending])
+                    self.client.cancel([f for v in pending for f in v.futures])
         return records, len(records) < len(todo)
+
+    def _submit_video(self, it: Item, opts: VideoOptions, annotate: bool, out_dir: Path,
+                      whole: bool = False) -> _Video:
+        """The video as one task, or, when longer than ``segment_s`` and splittable, one task per segment."""
+        planned = None if whole else self._plan(it, opts)
+        if planned is None:
+            return _Video(it, [self.client.submit(video_task, it, opts, annotate, self.setup, str(out_dir), pure=False,
+                                                  retries=RETRIES, key=f"emotionlens-video-{uuid.uuid4().hex}")])
+        info, table, plan = planned
+        futures = [self.client.submit(segment_task, it, opts, seg, self.setup, pure=False, retries=RETRIES,
+                                      key=f"emotionlens-segment-{uuid.uuid4().hex}") for seg in plan]
+        return _Video(it, futures, plan, info, table)
+
+    def _plan(self, it: Item, opts: VideoOptions) -> tuple[VideoInfo, FrameTable, list[Segment]] | None:
+        """The segments of a video longer than ``segment_s``; None to label it whole (short, unreadable, or
+        without keyframes or timestamps to split it by)."""
+        from app.video import VideoError, frame_table, probe
+        from app.video_segments import plan_segments, warmup_s
+
+        if self.segment_s <= 0:
+            return None
+        try:
+            info = probe(it.path, max_side=opts.max_side)
+        except VideoError:
+            return None
+        if not info.duration_s or info.duration_s <= self.segment_s:
+            return None
+        table = frame_table(it.path)
+        if table is None:
+            return None
+        every = None if opts.fps is None else 1.0 / opts.fps
+        plan = plan_segments(table, self.segment_s, warmup_s(opts, info.fps), every)
+        return (info, table, plan) if len(plan) > 1 else None
+
+    def _stitched(self, video: _Video, labeler: Labeler, outs: VideoOutputs, opts: VideoOptions,
+                  annotate: bool) -> dict | None:
+        """A segmented video's stitched rows appended to frames.csv, its thumbnails, tracks and charts written;
+        its record, or None when a segment does not fit the packet table (then nothing was written)."""
+        from app.journal import ENCODING, ERRORS, csv_text
+        from app.video import sampled
+        from app.video_batch import save_thumbnail, timelines_dir, write_video_outputs
+        from app.video_rows import FRAMES
+        from app.video_segments import check_segment, stitch
+
+        assert video.info is not None and video.table is not None
+        results = [f.result() for f in video.futures]
+        taken = sampled(video.table.times_s, None if opts.fps is None else 1.0 / opts.fps)
+        if not all(check_segment(r, s, video.table, taken) for r, s in zip(results, video.plan, strict=True)):
+            return None
+        it, info, done = video.item, video.info, stitch(results)
+        frames_csv = outs.out_dir / FRAMES
+        start = frames_csv.stat().st_size
+        rec: dict[str, Any] = {"key": key(it.path), "video": str(it.path), "frames": done.frames, "tracks": [],
+                               "error": None, "width": info.source_width, "height": info.source_height,
+                               "duration_s": info.duration_s, "fps": info.fps, "segments": len(video.plan)}
+        rec["frames_end"] = self._append(frames_csv, csv_text(done.rows).encode(ENCODING, ERRORS))
+        for track, png in sorted(done.thumbs.items()):
+            save_thumbnail(timelines_dir(outs.out_dir, it), track, png)
+        write_video_outputs(labeler, it, outs.out_dir, rec, info.duration_s, start, opts, annotate)
+        rec["seconds"] = done.seconds
+        return rec
+
+    @staticmethod
+    def _append(frames_csv: Path, rows: bytes) -> int:
+        """Append ``rows`` to frames.csv, durably; its new size."""
+        from app.journal import _write_all
+
+        fd = os.open(frames_csv, os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        try:
+            _write_all(fd, rows)
+            os.fsync(fd)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _write_files(out_dir: Path, files: dict[str, bytes]) -> None:
+        from app.atomic import atomic_path
+
+        for rel, blob in files.items():
+            target = out_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp, open(tmp, "xb") as f:
+                f.write(blob)

@@ -43,7 +43,7 @@ import math
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -642,6 +642,7 @@ def frames(
     start_index: int = 0,
     every_s: float | None = None,
     max_side: int = MAX_SIDE,
+    keyframe: tuple[int, int] | None = None,
 ) -> Iterator[Frame]:
     """Stream the frames of ``path`` as upright RGB, one at a time (never collected); see the module docstring.
 
@@ -651,6 +652,12 @@ def frames(
     every decoded frame, and the sampling runs over the skipped frames too, so a resumed run yields exactly the
     frames the uninterrupted one would have. Errors (also opening ones) are raised by the iteration: after the
     frames decoded before the damage, :class:`VideoError` with ``frames_decoded`` = frames yielded.
+
+    ``keyframe``: ``(index, pts)`` of a keyframe from :func:`frame_table`; decoding starts there (a seek) instead
+    of at the first frame, so a segment of a long video does not decode everything before it. Indices count from
+    that keyframe's; ``every_s`` sampling restarts at it, and is the whole stream's from the frame after it on
+    (whether a frame is taken depends only on its time and the previous frame's). A seek that lands elsewhere
+    raises :class:`VideoError`.
     """
     if start_index < 0:
         raise ValueError(f"start_index must be >= 0, not {start_index}")
@@ -658,7 +665,9 @@ def frames(
         raise ValueError(f"every_s must be a positive number of seconds, not {every_s}")
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1, not {max_side}")
-    return _frames(path, start_index, every_s, max_side)
+    if keyframe is not None and keyframe[0] < 0:
+        raise ValueError(f"keyframe index must be >= 0, not {keyframe[0]}")
+    return _frames(path, start_index, every_s, max_side, keyframe)
 
 
 # Slack when comparing a frame's time with a sampling instant: timestamps are exact rationals turned into floats
@@ -666,29 +675,65 @@ def frames(
 _TIME_EPS = 1e-6
 
 
-def _frames(path: str | os.PathLike, start_index: int, every_s: float | None, max_side: int) -> Iterator[Frame]:
+def _sample(time_s: float, next_k: int, every_s: float | None) -> tuple[bool, int]:
+    """Whether ``every_s`` sampling takes the frame at ``time_s``, and the number of the next sampling instant
+    (``next_k * every_s``): the frame taken is the first at or after each instant."""
+    if every_s is None:
+        return True, next_k
+    if time_s + _TIME_EPS >= next_k * every_s:
+        return True, math.floor((time_s + _TIME_EPS) / every_s) + 1
+    return False, next_k
+
+
+def sampled(times_s: Iterable[float], every_s: float | None) -> list[bool]:
+    """Which of a stream's frame times :func:`frames` yields with ``every_s`` (all of them without): what a
+    segment of a long video needs to know how many frames were analysed before it."""
+    out, next_k = [], 0
+    for t in times_s:
+        take, next_k = _sample(t, next_k, every_s)
+        out.append(take)
+    return out
+
+
+def _seek(src: _Source, keyframe: tuple[int, int]) -> None:
+    """Position the demuxer on the keyframe with presentation timestamp ``keyframe[1]``."""
+    try:
+        src.container.seek(keyframe[1], stream=src.stream, backward=True)
+    except Exception as e:
+        raise _fail(src.path, f"cannot seek to frame {keyframe[0]} ({_one_line(e)})") from None
+
+
+def _frames(path: str | os.PathLike, start_index: int, every_s: float | None, max_side: int,
+            keyframe: tuple[int, int] | None = None) -> Iterator[Frame]:
     src = _open(path)
     index = 0  # frames decoded so far = index of the next one
     yielded = 0
     time_s = 0.0
     next_k = 0  # the next sampling instant is next_k * every_s
     try:
+        if keyframe is not None:
+            _seek(src, keyframe)
+            index = keyframe[0]
         for frame, why in _packets_to_frames(src):
             if frame is None:
                 raise _fail(src.path, f"stopped at frame {index} ({_stop_time(src, index, time_s):.1f} s): {why}",
                             yielded, index)
+            if keyframe is not None:  # after a seek: frames before the keyframe (an open GOP's) are not counted
+                if frame.pts is not None and frame.pts < keyframe[1]:
+                    continue
+                if frame.pts != keyframe[1]:
+                    raise _fail(src.path, f"the seek to frame {keyframe[0]} landed elsewhere", yielded, index)
+                keyframe = None
             time_s = src.time_of(frame, index)
-            take = True
-            if every_s is not None:
-                take = time_s + _TIME_EPS >= next_k * every_s
-                if take:
-                    next_k = math.floor((time_s + _TIME_EPS) / every_s) + 1
+            take, next_k = _sample(time_s, next_k, every_s)
             if take and index >= start_index:
                 _check_frame_size(src, frame, yielded, index, time_s)
                 rgb = _to_rgb(src, frame, max_side)
                 yield Frame(index, time_s, rgb)
                 yielded += 1
             index += 1
+        if keyframe is not None:
+            raise _fail(src.path, f"the seek to frame {keyframe[0]} found no frame there", yielded, index)
         truncated = _truncated_reason(src.path)
         if index == 0:
             raise _fail(src.path, _no_frame(src, truncated))
@@ -719,6 +764,45 @@ def _stop_time(src: _Source, index: int, last_time: float) -> float:
     if index == 0:
         return 0.0
     return last_time + (1 / src.fps if src.fps else 0.0)
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """Every frame's presentation timestamp (``pts``, stream time base) and time, in presentation order, and the
+    indices of the keyframes: where a long video can be split, and which frame index each keyframe has."""
+
+    pts: tuple[int, ...]
+    times_s: tuple[float, ...]
+    keyframes: tuple[int, ...]
+
+
+def frame_table(path: str | os.PathLike) -> FrameTable | None:
+    """The :class:`FrameTable` of ``path`` from its packets alone (demuxed, not decoded: about a millisecond per
+    hundred frames), or None where it cannot be trusted: packets without timestamps, two with the same one, or a
+    stream without a start time. Frame ``i`` of :func:`frames` is the ``i``-th smallest packet timestamp as long
+    as every packet decodes; a caller seeking with it checks the frames it gets against it."""
+    src = _open(path, threads=False)
+    try:
+        if src.start_pts is None or src.time_base is None:
+            return None
+        pts, keys = [], set()
+        for packet in src.container.demux(src.stream):
+            if not packet.size:  # the demuxer's final empty packet
+                continue
+            if packet.pts is None:
+                return None
+            pts.append(int(packet.pts))
+            if packet.is_keyframe:
+                keys.add(int(packet.pts))
+    except Exception:  # a damaged file: labelled whole, where its damage is reported
+        return None
+    finally:
+        src.close()
+    order = sorted(pts)
+    if len(set(order)) != len(order):
+        return None
+    times = tuple(float((p - src.start_pts) * src.time_base) for p in order)
+    return FrameTable(tuple(order), times, tuple(i for i, p in enumerate(order) if p in keys))
 
 
 def frame_at(path: str | os.PathLike, time_s: float, max_side: int = MAX_SIDE) -> Frame:

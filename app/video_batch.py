@@ -191,16 +191,27 @@ def label_one_video(labeler: Labeler, item: Item, outs: VideoOutputs, opts: Vide
         return None
     rec["frames"] = done_frames
     rec["frames_end"] = end
+    write_video_outputs(labeler, item, out_dir, rec, info.duration_s, start_bytes, opts, annotate)
+    rec["seconds"] = round(time.perf_counter() - t0, 3)
+    return rec
+
+
+def write_video_outputs(labeler: Labeler, item: Item, out_dir: Path, rec: dict, duration_s: float | None,
+                        start_bytes: int, opts: VideoOptions, annotate: bool) -> None:
+    """A video's tracks (into ``rec``), charts and annotated copy, all from its frames.csv rows between
+    ``start_bytes`` and ``rec["frames_end"]``: built from the rows on disk, so a resumed or stitched video's
+    outputs are those of its rows (app.cluster writes a segmented video's rows, then calls this)."""
+    frames_csv, name, end = out_dir / FRAMES, str(item.path), int(rec["frames_end"])
     series = read_video_series(frames_csv, name, start_bytes, end)
     rec["tracks"] = track_rows(name, series)
-    span = (0.0, float(info.duration_s or max((t[-1] for t, _ in series.values()), default=1.0)))
+    span = (0.0, float(duration_s or max((t[-1] for t, _ in series.values()), default=1.0)))
     try:
         if series:
             write_timelines(timelines_dir(out_dir, item), item.path.name, series, span,
                             _thumbnails(timelines_dir(out_dir, item)))
     except OSError as e:
         rec["timeline_error"] = f"cannot write charts ({e.strerror or e})"
-    if annotate and done_frames:
+    if annotate and rec["frames"]:
         from app.video_annotate import write_annotated
 
         try:
@@ -210,8 +221,6 @@ def label_one_video(labeler: Labeler, item: Item, outs: VideoOutputs, opts: Vide
                 rec["annotate_note"] = note
         except (OSError, VideoError, ValueError) as e:
             rec["annotate_error"] = str(getattr(e, "reason", None) or e)
-    rec["seconds"] = round(time.perf_counter() - t0, 3)
-    return rec
 
 
 def _thumb_path(folder: Path, track: int) -> Path:
@@ -221,14 +230,31 @@ def _thumb_path(folder: Path, track: int) -> Path:
 def _save_thumbnails(folder: Path, vf) -> None:  # noqa: ANN001 - VideoFrame
     """A track's face crop, saved the first frame the detector finds it: the chart's thumbnail. Written at once
     (a few hundred bytes), so a resumed run still has the faces of tracks that ended before the kill."""
-    from PIL import Image
-
     for f in vf.faces:
         path = _thumb_path(folder, f.track)
         if f.detected and not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                Image.fromarray(f.crop).save(tmp, format="PNG")
+            save_thumbnail(folder, f.track, thumbnail_png(f.crop))
+
+
+def thumbnail_png(crop: Any) -> bytes:
+    """A face crop as the PNG bytes of its chart thumbnail (a cluster worker sends these to the client)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(crop).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_thumbnail(folder: Path, track: int, png: bytes) -> None:
+    """Write track ``track``'s thumbnail unless it has one (the first detection's face is kept)."""
+    path = _thumb_path(folder, track)
+    if path.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(png)
 
 
 def _thumbnails(folder: Path) -> dict[int, Any]:

@@ -110,14 +110,18 @@ class _Run:
 
 def label_frames(labeler: Labeler, source: Iterable[Frame], opts: VideoOptions = VideoOptions(),
                  state: dict | None = None, keep_rgb: bool = False, scale: float = 1.0,
-                 chunk: int | None = None) -> Iterator[VideoFrame]:
+                 chunk: int | None = None, analysed: int = 0) -> Iterator[VideoFrame]:
     """Label a stream of :class:`app.video.Frame` (a file's, or a live source's), yielding one
     :class:`VideoFrame` per frame in order. ``state`` (a previous run's last ``VideoFrame.state``) continues
     that run: same track numbers, same smoothing. ``scale`` is the frames' size over the source's (boxes are
     reported in source pixels). ``chunk``: frames per model run, ``CHUNK`` by default; the live path (app.live)
-    passes 1, since a chunk holds its first frame's result back until the chunk is full."""
+    passes 1, since a chunk holds its first frame's result back until the chunk is full. ``analysed``, without a
+    ``state``: frames of the video analysed before ``source``'s first, so a segment of a long video detects on
+    the frames a whole run would (app.video_segments)."""
     per_run = CHUNK if chunk is None else max(1, chunk)
     run = _Run(opts, state)
+    if state is None:
+        run.analysed = analysed
     pending: list[tuple[Frame, bool, bool, list]] = []
     it = iter(source)
     while True:
