@@ -652,6 +652,7 @@ def test_zoom_with_ctrl_wheel_and_pan_by_drag(make_app, tiny_zoo, collage):
 def test_detector_menu_lists_detectors_and_relabels(make_app, tiny_zoo, collage, monkeypatch):
     path, _, asked = collage
     monkeypatch.setattr("app.gui.window.DETECTORS", ("haar", "other"))
+    monkeypatch.setattr("app.gui.menus.DETECTORS", ("haar", "other"))  # the menu is built there
     app = _open(make_app, tiny_zoo, path)
     menu = app.detector_menu
     labels = [menu.entrycget(i, "label") for i in range(menu.index("end") + 1)]
