@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.emotions import EMOTIONS
+from app.labels_csv import confidence
 
 if TYPE_CHECKING:
     from app.video_label import VideoFrame
@@ -43,10 +44,6 @@ def tracks_header() -> list[str]:
     return ["video", "track", "first_s", "last_s", "frames", "dominant"] + [f"share_{e}" for e in EMOTIONS]
 
 
-def _p(x: float) -> str:
-    return f"{x:.4f}"
-
-
 def frame_rows(video: str, vf: VideoFrame, models: Iterable[ModelInfo]) -> list[list[Any]]:
     """frames.csv rows of one analysed frame (one per tracked face, by track number)."""
     names = [m.name for m in models]
@@ -54,9 +51,9 @@ def frame_rows(video: str, vf: VideoFrame, models: Iterable[ModelInfo]) -> list[
     for f in vf.faces:
         row: list[Any] = [video, vf.index, f"{vf.time_s:.4f}", f.track, f.box.x, f.box.y, f.box.w, f.box.h]
         for n in names:
-            row += [f.predictions[n].label, _p(f.predictions[n].confidence)]
-        row += [f.ensemble.label, _p(f.ensemble.confidence), f.smooth.label]
-        row += [_p(float(p)) for p in f.smooth.probs]
+            row += [f.predictions[n].label, confidence(f.predictions[n].confidence)]
+        row += [f.ensemble.label, confidence(f.ensemble.confidence), f.smooth.label]
+        row += [confidence(float(p)) for p in f.smooth.probs]
         rows.append(row)
     return rows
 
