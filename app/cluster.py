@@ -43,6 +43,7 @@ import hashlib
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -281,6 +282,9 @@ class Cluster:
         try:
             import distributed
         except ImportError:
+            if getattr(sys, "frozen", False):
+                raise UsageError("--cluster runs from a Python install, not the desktop bundle (Dask workers import "
+                                 f"the app's modules): {INSTALL}") from None
             raise UsageError(f"--cluster needs Dask distributed: {INSTALL}") from None
         n_local = parse_cluster(spec)
         self.spec, self.setup, self.send_bytes, self.chunk = spec, setup, send_bytes, max(1, chunk)

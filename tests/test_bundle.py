@@ -35,7 +35,8 @@ MAX_BUNDLE_MB = 300
 # The self-test's last line: the bundled clip labelled as a video (app/__main__.py clip_self_test).
 CLIP_LINE = re.compile(r"^clip sample_clip\.mp4 \(320x240\): 45 frames, \d+ tracks?: track 1 \w+ \d+% smoothed "
                        r"\(\d+ frames\).* in \d+ ms$")
-NEVER_BUNDLED = ("torch", "torchvision", "tensorboardX", "matplotlib", "sklearn", "scipy", "pandas", "IPython")
+NEVER_BUNDLED = ("torch", "torchvision", "tensorboardX", "matplotlib", "sklearn", "scipy", "pandas", "IPython",
+                 "dask", "distributed")
 
 
 def run_spec(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:

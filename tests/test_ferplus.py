@@ -53,6 +53,23 @@ def test_not_a_face_and_distribution():
     assert distribution(v, "disgust")[3, EMOTIONS.index("disgust")] == pytest.approx(7 / 10)
 
 
+def test_soft_targets_keep_a_nonface_with_emotion_votes_only_when_asked(tmp_path):
+    # not-a-face on top (6 votes) but 4 for neutral: the only kind of not-a-face image a soft target can use
+    votes = [CASES[0][0], (4, 0, 0, 0, 0, 0, 0, 0, 0, 6)]
+    _write_votes_by_file(tmp_path / "votes.csv", ["train/happy/a.jpg", "train/happy/b.jpg"], votes)
+    import cv2
+
+    for n in ("train/happy/a.jpg", "train/happy/b.jpg"):
+        (tmp_path / "fer" / n).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "fer" / n), np.full((48, 48), 128, np.uint8))
+    data = load_fer2013(tmp_path / "fer", cache=False)
+    v = read_votes(tmp_path / "votes.csv")
+    assert targets(data.train, v, "ferplus-soft").keep.tolist() == [True, False]
+    kept = targets(data.train, v, "ferplus-soft", drop_nonfaces=False)
+    assert kept.keep.tolist() == [True, True] and kept.labels[1] == EMOTIONS.index("neutral")
+    assert targets(data.train, v, "ferplus-majority", drop_nonfaces=False).keep.tolist() == [True, False]
+
+
 def _write_votes_by_file(path: Path, keys: list[str], votes: list[tuple]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)

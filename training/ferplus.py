@@ -193,7 +193,9 @@ def targets(split: Split, votes: Votes | None, source: str = "fer2013", contempt
     # Soft targets keep every face with emotion votes, ties and an "unknown" top included: their distribution
     # is still a target, which is the point of the probability scheme. The hard label is its top class.
     soft = distribution(v, contempt)
-    keep = ~not_a_face(v) & (soft.sum(axis=1) > 0)
+    keep = soft.sum(axis=1) > 0
+    if drop_nonfaces:
+        keep &= ~not_a_face(v)
     return Targets(keep, np.where(keep, soft.argmax(axis=1), -1).astype(np.int64), soft)
 
 
