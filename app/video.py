@@ -32,7 +32,7 @@ Choices, with what they rest on:
   ``index / fps``.
 * Damage: a packet the decoder rejects is skipped and decoding goes on (FFmpeg resynchronises at the next
   keyframe), up to ``MAX_BAD_PACKETS`` rejected in a row. A demuxer error, or a file shorter than its own
-  header says (``_truncation``: MP4/MOV boxes, Matroska/WebM segment, AVI RIFF sizes), stops the stream: the
+  header says (:mod:`app.video_truncation`: MP4/MOV boxes, Matroska/WebM segment, AVI RIFF sizes), stops the stream: the
   frames before the damage have been yielded, then :class:`VideoError` says where it stopped.
 """
 
@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from app.video_truncation import mp4_boxes, truncated_reason
 
 VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"})
 
@@ -224,149 +226,6 @@ def _to_rgb(src: _Source, frame: Any, max_side: int) -> np.ndarray:  # frame: av
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Truncation: the container's own size fields against the file's size.
-
-
-def _truncation(path: Path) -> tuple[int, int] | None:
-    """``(bytes present, bytes the header declares)`` when the file is shorter than its container says.
-
-    Checked for the formats whose top level records sizes: MP4/MOV (box sizes), Matroska/WebM (the Segment's
-    size; live recordings write "unknown" and are not judged) and AVI (RIFF chunk sizes). None otherwise.
-    """
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
-                declared = _mp4_end(f, size)
-            elif head[:4] == b"\x1a\x45\xdf\xa3":
-                declared = _matroska_end(head, f)
-            elif head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-                declared = _riff_end(f, size)
-            else:
-                return None
-    except OSError:
-        return None
-    return (size, declared) if declared is not None and declared > size else None
-
-
-def _mp4_end(f: Any, size: int) -> int | None:
-    """End offset of the last top-level box, walking box headers (a box of size 0 runs to the end of file)."""
-    pos = 0
-    for _ in range(10_000):
-        if pos >= size:
-            return pos
-        f.seek(pos)
-        hdr = f.read(16)
-        if len(hdr) < 8:
-            return pos + 8
-        n = struct.unpack(">I", hdr[:4])[0]
-        if n == 1:
-            if len(hdr) < 16:
-                return pos + 16
-            n = struct.unpack(">Q", hdr[8:16])[0]
-        elif n == 0:
-            return None
-        if n < 8:
-            return None  # not a box: garbage, which the demuxer judges
-        pos += n
-    return None
-
-
-def _mp4_boxes(path: Path) -> tuple[set[bytes], bool]:
-    """Top-level box types of an MP4/MOV file, and whether every box header was sane up to the end of the file
-    (only then does a missing index mean an unfinished recording rather than damage)."""
-    found: set[bytes] = set()
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            pos = 0
-            for _ in range(10_000):
-                f.seek(pos)
-                hdr = f.read(16)
-                if len(hdr) < 8:
-                    return found, True
-                n = struct.unpack(">I", hdr[:4])[0]
-                kind = hdr[4:8]
-                if not all(32 <= c < 127 for c in kind):
-                    return found, False
-                found.add(kind)
-                if n == 1 and len(hdr) == 16:
-                    n = struct.unpack(">Q", hdr[8:16])[0]
-                if n == 0 or pos + n >= size:  # the last box: runs to, or past, the end of the file
-                    return found, True
-                if n < 8:
-                    return found, False
-                pos += n
-    except OSError:
-        pass
-    return found, False
-
-
-def _ebml_vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int] | None:
-    """An EBML variable-length integer at ``pos``: (value, length), or None if malformed."""
-    if pos >= len(data) or data[pos] == 0:
-        return None
-    first = data[pos]
-    length = 8 - first.bit_length() + 1
-    if pos + length > len(data):
-        return None
-    value = first if keep_marker else first & ((1 << (8 - length)) - 1)
-    for b in data[pos + 1 : pos + length]:
-        value = (value << 8) | b
-    return value, length
-
-
-def _matroska_end(head: bytes, f: Any) -> int | None:
-    """End offset of the Segment element from its declared size; None when it is "unknown" (live recording)."""
-    f.seek(0)
-    data = f.read(4096)
-    size = _ebml_vint(data, 4, keep_marker=False)  # after the 4-byte EBML header ID
-    if size is None:
-        return None
-    pos = 4 + size[1] + size[0]
-    seg_id = _ebml_vint(data, pos, keep_marker=True)
-    if seg_id is None or seg_id[0] != 0x18538067:
-        return None
-    pos += seg_id[1]
-    seg_size = _ebml_vint(data, pos, keep_marker=False)
-    if seg_size is None:
-        return None
-    value, length = seg_size
-    if value == (1 << (7 * length)) - 1:  # all ones: unknown size
-        return None
-    return pos + length + value
-
-
-def _riff_end(f: Any, size: int) -> int | None:
-    """End offset of the last RIFF chunk (AVI files over 1 GB chain RIFF 'AVIX' chunks)."""
-    pos = 0
-    for _ in range(10_000):
-        if pos >= size:
-            return pos
-        f.seek(pos)
-        hdr = f.read(8)
-        if len(hdr) < 8 or hdr[:4] != b"RIFF":
-            return pos if pos else None
-        pos += 8 + struct.unpack("<I", hdr[4:8])[0]
-        pos += pos & 1
-    return None
-
-
-def _truncated_reason(path: Path) -> str | None:
-    t = _truncation(path)
-    if t is None:
-        return None
-    have, want = t
-    return (f"the file ends early: it holds {_kb(have)} of the {_kb(want)} its header declares (truncated by an "
-            "interrupted copy or download or an unfinished recording, or a damaged header)")
-
-
-def _kb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Opening.
 
 
@@ -399,12 +258,12 @@ def _sniff(p: Path) -> str:
     except OSError:
         head = b""
     if head[4:8] == b"ftyp" or head[4:8] in (b"mdat", b"free", b"wide", b"moov"):
-        boxes, clean = _mp4_boxes(p)
+        boxes, clean = mp4_boxes(p)
         if clean and b"moov" not in boxes and b"mdat" in boxes:
             return ("the MP4/MOV index (moov box) is missing: the recording was not finished or the file was cut "
                     "short; a repair tool (e.g. untrunc) may recover it")
-        return _truncated_reason(p) or "corrupt MP4/MOV file (its structure cannot be read)"
-    truncated = _truncated_reason(p)
+        return truncated_reason(p) or "corrupt MP4/MOV file (its structure cannot be read)"
+    truncated = truncated_reason(p)
     if truncated:
         return truncated
     for magic, what in ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
@@ -456,7 +315,7 @@ class _Source:
             if isinstance(e, av.error.MemoryError):
                 raise _fail(self.path, "corrupt video header (it asks for more memory than there is)") from None
             if isinstance(e, (av.error.EOFError, av.error.PatchWelcomeError)):
-                raise _fail(self.path, _truncated_reason(self.path)
+                raise _fail(self.path, truncated_reason(self.path)
                             or f"corrupt or unsupported video file ({_one_line(e)})") from None
             if getattr(e, "errno", None) == errno.EIO:  # what several demuxers return for a mangled header
                 raise _fail(self.path, "cannot read it (input/output error: a damaged file, or the disk failed)") \
@@ -598,7 +457,7 @@ def probe(path: str | os.PathLike, *, max_side: int = MAX_SIDE) -> VideoInfo:
             first = frame
             break
         if first is None:
-            raise _fail(src.path, _no_frame(src, why or _truncated_reason(src.path)))
+            raise _fail(src.path, _no_frame(src, why or truncated_reason(src.path)))
         s = src.stream
         k = _quarter_turns(_frame_rotation(first))
         sw, sh = (first.height, first.width) if k % 2 else (first.width, first.height)
@@ -734,7 +593,7 @@ def _frames(path: str | os.PathLike, start_index: int, every_s: float | None, ma
             index += 1
         if keyframe is not None:
             raise _fail(src.path, f"the seek to frame {keyframe[0]} found no frame there", yielded, index)
-        truncated = _truncated_reason(src.path)
+        truncated = truncated_reason(src.path)
         if index == 0:
             raise _fail(src.path, _no_frame(src, truncated))
         if truncated:
@@ -824,7 +683,7 @@ def frame_at(path: str | os.PathLike, time_s: float, max_side: int = MAX_SIDE) -
             src = _open(path)
             found = _decode_to(src, target, seek=False)
         if found is None:
-            raise _fail(src.path, _no_frame(src, _truncated_reason(src.path)))
+            raise _fail(src.path, _no_frame(src, truncated_reason(src.path)))
         frame, index, t = found
         _check_frame_size(src, frame, 0, max(index, 0), t)
         return Frame(index, t, _to_rgb(src, frame, max_side))
