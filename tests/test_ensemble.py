@@ -77,3 +77,40 @@ def test_cli_errors_are_one_line(zoo, tmp_path, capsys):
     assert ensemble.main(["--zoo", str(tmp_path / "nozoo"), "--data", "x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and "--step must be" in err and "model zoo folder not found" in err
+
+
+def test_cli_chooses_weights_against_the_ferplus_majority(zoo, tmp_path, monkeypatch, capsys):
+    """--ferplus: the weights are fitted to the FER+ majority of the PublicTest faces that have one (here a
+    different emotion from FER2013's label on half of them, and a tie, so no majority, on every fifth)."""
+    import csv
+
+    from training.ferplus import VOTE_COLUMNS, read_votes, truth_split
+
+    monkeypatch.setenv("EMOTIONLENS_CACHE", str(tmp_path / "cache"))
+    data = make_fer(14, 21, 21)
+    csv_path = write_csv(data, tmp_path / "fer.csv")
+    from tests.fer_synth import PREFIX as order  # write_csv's row order
+    ferplus_of = [3, 0, 2, 1, 4, 5, 6]  # VOTE_COLUMNS index of each EMOTIONS class (neutral is column 0)
+    with open(tmp_path / "fer2013new.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Usage", "Image name", *VOTE_COLUMNS])
+        for split, usage in order.items():
+            for i, label in enumerate(data.split(split).labels):
+                v = [0] * 10
+                if i % 5 == 4:
+                    v[ferplus_of[0]] = v[ferplus_of[3]] = 5  # a tie: no majority
+                else:
+                    v[ferplus_of[(int(label) + i % 2) % 7]] = 10
+                w.writerow([usage, f"fer{i:07d}.png", *v])
+    assert ensemble.main(["--zoo", str(zoo), "--data", str(csv_path), "--step", "0.25",
+                          "--ferplus", str(tmp_path / "fer2013new.csv")]) == 0
+    out = capsys.readouterr().out
+    from training.datasets import load_fer2013
+
+    truth = truth_split(load_fer2013(csv_path).split("val"), read_votes(tmp_path / "fer2013new.csv"))
+    assert len(truth) == 21 - 21 // 5 and f"truth: FER+ majority, {len(truth)} PublicTest faces" in out
+    ens = json.loads((zoo / "manifest.json").read_text())["ensemble"]
+    assert ens["weights_truth"] == "ferplus" and "FER+ majority" in ens["method"]
+    _, probs = Labeler(zoo, threads=1).classify(truth.images)
+    assert (probs.argmax(1) == truth.labels).mean() == pytest.approx(
+        ens["selection"]["public_test_accuracy_chosen_weights"], abs=1e-4)
