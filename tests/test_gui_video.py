@@ -122,6 +122,29 @@ def test_video_plays_steps_and_seeks_with_a_track_table(make_app, tiny_zoo, face
     assert app.canvas.winfo_ismapped() and not player.frame.winfo_ismapped()
 
 
+def test_video_opened_before_the_models_load_gets_their_columns(xdisplay, tiny_zoo, face_clip):
+    """A video given at start (``python -m app clip.mp4``) is opened while the models still load: the track
+    table gains each model's column when the analysis starts, as when the video is opened later."""
+    from app.gui import App
+    from app.labeler import Labeler
+
+    def slow_labeler():
+        time.sleep(1.0)
+        return Labeler(tiny_zoo, threads=1)
+
+    app = App(tk.Tk(), zoo_dir=tiny_zoo, labeler_factory=slow_labeler)
+    try:
+        app.open_video(face_clip)
+        assert app.labeler is None  # still loading
+        assert app.wait_idle(WAIT), app.status()
+        names = [m.display_name for m in app.labeler.models]
+        assert [app.video.tracks.tree.heading(c, "text") for c in app.video.tracks.tree["columns"]] == [
+            "Track", "In view", "Dominant", *names]
+        assert app.video.track_rows() and all(len(r) == 3 + len(names) for r in app.video.track_rows())
+    finally:
+        app.quit()
+
+
 def test_export_writes_csvs_charts_and_annotated_video(make_app, tiny_zoo, face_clip, tmp_path):
     from app.video import frame_at, probe
     from app.video_rows import frames_header, tracks_header

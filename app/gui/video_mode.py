@@ -278,6 +278,10 @@ class VideoMode:
             return  # models still loading (or to be reloaded): the poll tries again
         self._wants_analysis = False
         self._show_problem(None)
+        assert self.tracks is not None
+        if [m.name for m in self.tracks.models] != [m.name for m in labeler.models]:
+            # opened before the models had loaded (a video given at start): the model columns come now
+            self.tracks.set_models(list(labeler.models), TRACK_HINT)
         eye, tta, det = self.app._options()
         opts = VideoOptions(eye_check=eye, tta=tta, detector=det)
         self.analysis = Analysis(labeler, self.path, opts, self.results, self.generation).start()

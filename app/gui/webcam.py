@@ -233,6 +233,9 @@ class WebcamMode:
                 self._message(Message("The webcam view needs the emotion models.\n\n" + msg.text, msg.detail))
             return
         self._wants_start = False
+        assert self.tracks is not None
+        if [m.name for m in self.tracks.models] != [m.name for m in labeler.models]:
+            self.tracks.set_models(list(labeler.models), HINT)  # started (--webcam) before the models had loaded
         self.generation += 1
         self._stop = threading.Event()
         eye, tta, det = self.app._options()
