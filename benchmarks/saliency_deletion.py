@@ -8,11 +8,11 @@ method the app ships for it (Grad-CAM or input gradient), occlusion (what any mo
 outputs) and random order. The table gives accuracy at each deleted fraction and the area under the curve (mean
 accuracy over the fractions, trapezoid rule; lower = more faithful). Example::
 
-    nice python -m benchmarks.saliency_deletion --data ../shared/data/fer2013 --n 1000 --update-readme
+    nice python -m benchmarks.saliency_deletion --data ../shared/data/fer2013 --n 1000 --update-docs
 
-writes ``docs/saliency/deletion.png`` (the curves), ``docs/saliency/deletion.json`` (every number) and
-``docs/saliency/faces.png`` (the maps of a few faces, one per class), and with ``--update-readme`` the table into
-README.md between the ``saliency`` markers.
+writes ``docs/saliency/deletion.png`` (the curves), ``docs/saliency/deletion.json`` (every number, and the machine
+that timed the maps) and ``docs/saliency/faces.png`` (the maps of a few faces, one per class), and with
+``--update-docs`` the table into docs/saliency.md between the ``saliency`` markers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from app.saliency import METHOD_TITLES
-from benchmarks.common import ROOT, log
+from benchmarks.common import ROOT, log, machine_line
 
 FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75)
 FILL = 129  # FER2013's mean pixel (0.5077 * 255), as occlusion greys its patches
@@ -112,7 +112,9 @@ def deletion_curves(labeler, images: np.ndarray, labels: np.ndarray, chunk: int 
     return results
 
 
-def markdown(results: dict, display: dict[str, str], n: int) -> str:
+def markdown(results: dict, display: dict[str, str], n: int, machine: str | None = None) -> str:
+    """The table of accuracies, areas and map costs; ``machine`` (the ``Measured on`` line of the run, which the ms
+    column depends on) goes under it when the run recorded one."""
     head = ("| model | method | deleted pixels become | " + " | ".join(f"{int(100 * f)}%" for f in FRACTIONS)
             + " | area under curve (lower = more faithful) | map ms per face (batches of 50) |")
     lines = [f"Accuracy on {n} FER2013 PublicTest faces as the given share of pixels is deleted, most salient "
@@ -125,6 +127,8 @@ def markdown(results: dict, display: dict[str, str], n: int) -> str:
                 lines.append(f"| {display.get(name, name)} | {METHOD_NAMES.get(method, method)} | {fill} | "
                              + " | ".join(f"{100 * a:.1f}%" for a in r[fill]["accuracy"])
                              + f" | {r[fill]['auc']:.3f} | {ms} |")
+    if machine:
+        lines += ["", f"Map ms timed in batches of 50. {machine}"]
     return "\n".join(lines)
 
 
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "the most salient pixels are greyed first, against random order), written to docs/saliency/ with a "
         "figure of maps for one face per class.",
         epilog="example: nice python -m benchmarks.saliency_deletion --data ../shared/data/fer2013 --n 1000 "
-        "--update-readme",
+        "--update-docs",
     )
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013"),
                    help="FER2013 (CSV or Kaggle folder) (default: %(default)s)")
@@ -205,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", action="store_true",
                    help="keep the results OUT/deletion.json already has for these faces (same --n); measure only "
                    "methods it lacks")
-    p.add_argument("--update-readme", action="store_true",
+    p.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true",
                    help="write the table into its page (docs/saliency.md) between <!-- saliency:start --> and "
-                   "<!-- saliency:end -->")
+                   "<!-- saliency:end --> (example: --n 1000 --update-docs on an idle machine; --update-readme is "
+                   "its old name)")
     args = p.parse_args(argv)
 
     from app.labeler import Labeler
@@ -227,18 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     faces_figure(labeler, val.images, val.labels, args.out / "faces.png")
     if args.figure_only:
         return 0
-    done = None
+    done, machine = None, None
     if args.reuse and (args.out / "deletion.json").is_file():
         old = json.loads((args.out / "deletion.json").read_text())
         if old.get("n") == len(images) and old.get("fractions") == list(FRACTIONS):
-            done = old["results"]
+            done, machine = old["results"], old.get("machine")
     results = deletion_curves(labeler, images, labels, done=done)
-    (args.out / "deletion.json").write_text(json.dumps(
-        {"n": int(len(images)), "fractions": list(FRACTIONS), "fill": FILL, "results": results}, indent=2) + "\n")
+    if done is None or any(m not in done.get(k, {}) for k, v in results.items() for m in v):
+        machine = machine_line(args.threads)  # some map was timed here, now
+    record = {"n": int(len(images)), "fractions": list(FRACTIONS), "fill": FILL, "results": results}
+    (args.out / "deletion.json").write_text(json.dumps({**record, "machine": machine}, indent=2) + "\n")
     plot(results, display, args.out / "deletion.png")
-    table = markdown(results, display, len(images))
+    table = markdown(results, display, len(images), machine)
     print(table)
-    if args.update_readme:
+    if args.update_docs:
         from training.report import block_file, replace_block
 
         page = block_file("saliency")

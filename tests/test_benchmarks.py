@@ -154,3 +154,75 @@ def test_bundle_rows_size_the_folder_and_the_one_file_build(tmp_path):
     folder, single = bundle_rows(dist, onefile)
     assert folder.value >= 3 and "1 files" in folder.notes
     assert single.what == "bundle size, dist/EmotionLens-onefile" and single.value == 1
+
+
+def _fake_build(root: Path) -> tuple[Path, Path, dict[str, Path]]:
+    """A folder shaped like PyInstaller's (_internal/ with av/, av.libs/, PIL/, a small cv2, a model) and the
+    installed packages it was built from: what benchmarks.bundle compares."""
+    def put(path: Path, mb: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(int(mb * 2**20)))  # random bytes: no sparse files, so du-like sizes hold
+
+    internal = root / "dist" / "EmotionLens" / "_internal"
+    put(internal / "av" / "codec.abi3.so", 1)
+    put(internal / "av.libs" / "libx265-abc.so.216", 2)
+    put(internal / "av.libs" / "libSvtAv1Enc-abc.so.4", 1)
+    put(internal / "PIL" / "_imaging.so", 0.25)
+    put(internal / "cv2.cpython-311-x86_64-linux-gnu.so", 1)
+    put(internal / "models_zoo" / "resnet18.onnx", 2)
+    (internal / "libx265-abc.so.216").symlink_to("av.libs/libx265-abc.so.216")  # as PyInstaller links them
+    site = root / "site"
+    put(site / "av" / "codec.abi3.so", 4)
+    put(site / "av" / "unbundled.abi3.so", 8)  # not in the bundle: must not count as stripped
+    put(site / "PIL" / "_imaging.so", 1)
+    put(site / "yaml" / "__init__.py", 1)
+    put(site / "cv2" / "cv2.abi3.so", 3)
+    put(site / "opencv_python_headless.libs" / "libavcodec.so", 5)
+    onefile = root / "dist" / "EmotionLens-onefile"
+    put(onefile, 3)
+    dirs = {"av": site / "av", "PIL": site / "PIL", "yaml": site / "yaml", "cv2": site / "cv2",
+            "opencv_python_headless.libs": site / "opencv_python_headless.libs"}
+    return internal.parent, onefile, dirs
+
+
+def test_bundle_size_table_into_its_block(tmp_path, monkeypatch):
+    """``python -m benchmarks.bundle --update-docs`` writes the size table and its note into the bundle-size block
+    of the page, and nothing else: stripped modules are matched file by file, symlinks count once, the budget is
+    tests/test_bundle.py's constant."""
+    from benchmarks import bundle
+
+    dist, onefile, dirs = _fake_build(tmp_path)
+    monkeypatch.setattr(bundle, "installed", lambda m: dirs.get(m))
+    page = tmp_path / "packaging.md"
+    page.write_text("# P\n\nbefore\n<!-- bundle-size:start -->\nold\n<!-- bundle-size:end -->\nafter\n")
+    assert bundle.main(["--dist", str(dist), "--onefile", str(onefile), "--update-docs", "--page", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("# P\n\nbefore\n<!-- bundle-size:start -->\n| what | MB | how |")
+    assert text.endswith("<!-- bundle-size:end -->\nafter\n") and "\nold\n" not in text
+    assert f"`python -m benchmarks.bundle --dist {dist} --onefile {onefile} --update-docs`: sizes on disk" in text
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| what")}
+    budget = bundle.constant(bundle.BUDGET_TEST, "MAX_BUNDLE_MB")
+    assert float(rows["the budget, `MAX_BUNDLE_MB` in tests/test_bundle.py"][0]) == budget
+    assert float(rows["the folder, dist/EmotionLens (what `build.spec` builds)"][0]) == pytest.approx(7.25, abs=0.1)
+    assert float(rows["of which libx265 (HEVC encoder)"][0]) == pytest.approx(2, abs=0.05)
+    assert float(rows["av and PIL extension modules, as installed (with debug info)"][0]) == pytest.approx(5, abs=0.1)
+    assert float(rows["the same, stripped by `build.spec`"][0]) == pytest.approx(1.25, abs=0.05)
+    assert rows["cv2 in the folder"][1].startswith("one module")
+    assert float(rows["estimate: the folder with the wheel's cv2"][0]) == pytest.approx(7.25 - 1 + 8, abs=0.2)
+
+
+def test_bundle_script_without_a_build_exits_2(tmp_path, capsys):
+    from benchmarks.bundle import main
+
+    assert main(["--dist", str(tmp_path / "none")]) == 2
+    assert "not built" in capsys.readouterr().err
+
+
+def test_bundle_trims_named_as_build_spec_has_them():
+    """The size table's trim rows describe build.spec's own lists, so a changed spec cannot leave them wrong."""
+    from benchmarks import bundle
+
+    excludes = bundle.constant(bundle.SPEC, "EXCLUDES")
+    assert set(bundle.LEFT_OUT) <= set(excludes)
+    assert set(bundle.constant(bundle.SPEC, "STRIP_PACKAGES")) == {"av", "PIL"}
