@@ -9,6 +9,10 @@ loop the CLI and the GUI run: decode, detect, crop, label, write labels.csv and 
 main branch before a change) on the same folders, interleaved round by round with this one, so the machine's
 load hits both alike; it prints both and their ratio. Each timing runs in a fresh subprocess that imports
 the checkout's own ``app``, loads the models, labels one image untimed (lazy loading), then times the loop.
+
+``--update-docs`` (with ``--one-thread``) writes docs/batch.md's speed table, between its ``batch-speed``
+markers: per folder, 1 worker, the cores it keeps busy, 2 workers, 1 worker on one thread (the CPU work a photo
+costs) and the best any split of that work could reach on this machine's cores, with the command and the machine.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ def time_folder(checkout: Path, folder: Path, workers: int, threads: int = 0) ->
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+DOCS_BLOCK = "batch-speed"
 ONE_THREAD = "1, one thread"  # the setting that measures what a photo costs: 1 worker, OpenCV and ORT on one thread
 
 
@@ -157,22 +162,63 @@ def batch_rows(quick: bool = False) -> list[Row]:
     return rows
 
 
+def docs_table(res: dict[tuple[str, str, int | str], list[dict]], n: int, cores: int) -> str:
+    """docs/batch.md's speed table from :func:`measure`'s results for this checkout with 1, 2 and ONE_THREAD.
+
+    "best possible": the one-thread CPU work per photo shared perfectly over ``cores`` cores, and how many times
+    faster than 1 worker that would be: the ceiling of any number of workers."""
+    lines = [f"| {n} photos | 1 worker | cores busy | 2 workers | 1 worker on one thread | best possible on {cores} "
+             "cores |", "|---|---|---|---|---|---|"]
+    for fname in FOLDERS:
+        if not all(("this", fname, w) in res for w in (1, 2, ONE_THREAD)):
+            continue
+        one, two, work = (_ms(res[("this", fname, w)]) for w in (1, 2, ONE_THREAD))
+        busy = cores_busy(res[("this", fname, 1)])
+        best = work / cores
+        lines.append(f"| {fname} | {one:.1f} ms/photo | {'—' if busy is None else f'{busy:.2f}'} | {two:.1f} ms/photo "
+                     f"| {work:.1f} ms/photo | {best:.1f} ms/photo ({one / best:.2f}x) |")
+    return "\n".join(lines)
+
+
+def update_docs(text: str, command: str, machine: str) -> Path:
+    """Write ``text`` and a note naming ``command`` and ``machine`` (``machine_line``, taken before the timings, so
+    its load average is the machine's own) between docs/batch.md's batch-speed markers."""
+    from training.report import block_file, replace_block
+
+    page = block_file(DOCS_BLOCK)
+    replace_block(page, DOCS_BLOCK, f"{text}\n\n`{command}`: medians of the interleaved rounds. {machine}")
+    return page
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.batch_speed",
         description="Time app.batch's labelling loop per photo on generated folders (256x256 portraits, 1080p, "
         "240p), with 1 and 2 workers; with --baseline, also another checkout, interleaved, and the ratios.",
-        epilog="example:\n  nice -n 5 python -m benchmarks.batch_speed --baseline ../main --rounds 3",
+        epilog="examples:\n  nice -n 5 python -m benchmarks.batch_speed --baseline ../main --rounds 3\n"
+        "  python -m benchmarks.batch_speed --rounds 3 --one-thread --update-docs   # idle machine: docs/batch.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--baseline", type=Path, metavar="DIR", help="another checkout to compare with (its app/ is used)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
-    p.add_argument("--photos", type=int, default=N_PHOTOS, help=f"photos per folder (default {N_PHOTOS})")
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time (default 1 2)")
+    p.add_argument("--baseline", type=Path, metavar="DIR", help="another checkout to compare with (its app/ is used; "
+                   "example: --baseline ../main)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3; "
+                   "example: --rounds 5)")
+    p.add_argument("--photos", type=int, default=N_PHOTOS, help=f"photos per folder (default {N_PHOTOS}; example: "
+                   "--photos 2 for a quick check that it runs)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time (default 1 2; "
+                   "example: --workers 1 2 4)")
     p.add_argument("--one-thread", action="store_true",
                    help="also time 1 worker with OpenCV and ONNX Runtime on one thread each: the CPU work a photo "
                    "costs, which bounds what any number of workers can reach (example: --one-thread)")
+    p.add_argument("--update-docs", action="store_true",
+                   help=f"with --one-thread and workers 1 and 2: also write the speed table between the {DOCS_BLOCK} "
+                   "markers of docs/batch.md (example: --rounds 3 --one-thread --update-docs on an idle machine)")
     args = p.parse_args(argv)
+    if args.update_docs and not (args.one_thread and {1, 2} <= set(args.workers)):
+        p.error("--update-docs needs --one-thread and --workers 1 2 (the table's columns)")
+    from benchmarks.common import machine_line
+
+    machine = machine_line(None)  # before the timings: the load average it gives is other work's, not ours
     checkouts = {"this": ROOT}
     if args.baseline is not None:
         checkouts = {"baseline": args.baseline.resolve(), "this": ROOT}
@@ -192,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = ms["baseline"] / ms["this"] if ms.get("baseline") and ms.get("this") else None
                 line += f" {ratio:.2f}x |" if ratio else " — |"
             print(line)
+    if args.update_docs:
+        text = docs_table(res, args.photos, os.cpu_count() or 1)
+        command = " ".join(["python -m benchmarks.batch_speed",
+                            *[a for a in (argv if argv is not None else sys.argv[1:]) if a != "--update-docs"]])
+        print(f"wrote the {DOCS_BLOCK} block of {update_docs(text, command, machine)}")
     return 0
 
 

@@ -57,8 +57,12 @@ So 1.15 with 2 neighbours keeps as many faces, pairs more eyes and costs a quart
 setting, for one more negative of 32. Not adopted yet: it changes the eyes (so the aligned crops and labels)
 of every Haar face, and README's alignment, detector and benchmark tables would all have to be retaken with it.
 
+``--update-docs`` writes the tables of parts 3 and 5 into docs/batch.md, between its ``eye-check`` and
+``eye-scale`` markers (part 3 without its ms/box column: counts only, so it may be retaken on a busy machine;
+part 5 with its timing, so on an idle one), each with a note naming the command and what was measured.
+
 Run: ``python benchmarks/detect_tuning.py [--shared ../shared] [--fer 600]
-[--part faces|eyes|fallback|eyescale|time|all]``.
+[--part faces|eyes|fallback|eyescale|time|all] [--update-docs]``.
 """
 
 from __future__ import annotations
@@ -225,7 +229,7 @@ def eye_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> None:
 
 
 FALLBACKS = {
-    "eye (today)": (),
+    "eye alone": (),
     "eye, mn 2": None,  # a looser band: 2 neighbours instead of 3, no fallback
     "eye + eye_tree_eyeglasses": ("haarcascade_eye_tree_eyeglasses.xml",),
     "eye + left/righteye_2splits": ("haarcascade_lefteye_2splits.xml", "haarcascade_righteye_2splits.xml"),
@@ -302,24 +306,52 @@ def eye_check_sets(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> E
     return pos, neg
 
 
-def fallback_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> None:
-    """A second eye cascade when the first finds no eye, or a looser band, against today's check."""
+# docs/batch.md's names for FALLBACKS; the app's own setting (EYE_FALLBACK_CASCADES) is marked "now"
+FALLBACK_DOCS = {
+    "eye alone": "`haarcascade_eye`",
+    "eye, mn 2": "`haarcascade_eye`, 2 neighbours instead of 3",
+    "eye + eye_tree_eyeglasses": "then `haarcascade_eye_tree_eyeglasses` when it finds none",
+    "eye + left/righteye_2splits": "then `haarcascade_lefteye_2splits` + `righteye_2splits` when it finds none",
+}
+
+
+def fallback_table(rows: dict[str, dict], sizes: dict[str, int], with_ms: bool = True) -> str:
+    """Part 3's table: faces kept per kind of positive and negatives passed for each eye check of FALLBACKS.
+
+    ``rows`` maps a FALLBACKS name to ``{"fer", "photos", "group", "neg", "ms"}``; ``sizes`` gives how many
+    positives of each kind and negatives (``"neg"``) there were. ``with_ms`` False leaves the timing out."""
+    lines = ["| eye check | FER faces kept | photo faces | group-photo faces | negatives passed |"
+             + (" ms/box |" if with_ms else ""), "|---|---|---|---|---|" + ("---|" if with_ms else "")]
+    for name, r in rows.items():
+        label = FALLBACK_DOCS.get(name, name) if not with_ms else name
+        if FALLBACKS[name] == tuple(D.EYE_FALLBACK_CASCADES):
+            label += " (**now**)" if not with_ms else " (the app's)"
+        line = (f"| {label} | {r['fer']} of {sizes['fer']} | {r['photos']} of {sizes['photos']} | {r['group']} of "
+                f"{sizes['group']} | {r['neg']} of {sizes['neg']} |")
+        lines.append(line + (f" {r['ms']:.1f} |" if with_ms else ""))
+    return "\n".join(lines)
+
+
+def fallback_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> tuple[dict[str, dict], dict[str, int]]:
+    """A second eye cascade when the first finds no eye, or a looser band, against haarcascade_eye alone; prints
+    the table and returns its rows and sizes (see :func:`fallback_table`)."""
     pos, neg = eye_check_sets(photos, shared, n_fer)
-    print("| eye check | FER faces kept | photo faces kept | group-photo faces kept | negatives passed | ms/box |")
-    print("|---|---|---|---|---|---|")
+    sizes = {**{k: len(v) for k, v in pos.items()}, "neg": len(neg)}
+    rows = {}
     for name in FALLBACKS:
         t = time.perf_counter()
         kept = {k: sum(eyes_with_fallback(g, b, name) >= D.MIN_EYES for g, b in v) for k, v in pos.items()}
         fp = sum(eyes_with_fallback(g, b, name) >= D.MIN_EYES for g, b in neg)
         ms = 1000 * (time.perf_counter() - t) / (sum(map(len, pos.values())) + len(neg))
-        print(f"| {name} | {kept['fer']} of {len(pos['fer'])} | {kept['photos']} of {len(pos['photos'])} | "
-              f"{kept['group']} of {len(pos['group'])} | {fp} of {len(neg)} | {ms:.1f} |", flush=True)
+        rows[name] = {**kept, "neg": fp, "ms": ms}
+    print(fallback_table(rows, sizes), flush=True)
+    return rows, sizes
 
 
 EYE_SCALES = ((1.1, 3), (1.1, 2), (1.15, 3), (1.15, 2), (1.2, 3), (1.2, 2), (1.25, 3), (1.25, 2))
 
 
-def eye_scale_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> None:
+def eye_scale_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> str:
     """The eye check as the app runs it (``find_eyes_with_fallback``) at other scale factors and neighbour
     counts: faces kept, faces with an eye pair (what alignment needs), negatives passed, and ms per box.
 
@@ -328,9 +360,10 @@ def eye_scale_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> 
     import functools
 
     pos, neg = eye_check_sets(photos, shared, n_fer)
-    print("| eye scale factor | neighbours | FER faces kept | FER faces with an eye pair | photo faces kept "
-          "| photo faces with an eye pair | group-photo faces kept | negatives passed | ms/box |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    lines = ["| eye scale factor | neighbours | FER faces kept | FER faces with an eye pair | photo faces kept "
+             "| photo faces with an eye pair | group-photo faces kept | negatives passed | ms/box |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines))
     saved = D.EYE_SCALE_FACTOR, D.find_eyes
     try:
         for sf, mn in EYE_SCALES:
@@ -341,11 +374,24 @@ def eye_scale_sweep(photos: dict[str, np.ndarray], shared: Path, n_fer: int) -> 
             ms = 1000 * (time.perf_counter() - t) / (sum(map(len, pos.values())) + len(neg))
             kept = {k: sum(len(e) >= D.MIN_EYES for e, _ in v) for k, v in eyes.items()}
             pairs = {k: sum(D.eye_pair(e, b[2]) is not None for e, b in v) for k, v in eyes.items()}
-            print(f"| {sf} | {mn} | {kept['fer']} of {len(pos['fer'])} | {pairs['fer']} | {kept['photos']} of "
-                  f"{len(pos['photos'])} | {pairs['photos']} | {kept['group']} of {len(pos['group'])} | {fp} of "
-                  f"{len(neg)} | {ms:.1f} |", flush=True)
+            app = " (the app's)" if (sf, mn) == (saved[0], D.EYE_MIN_NEIGHBORS) else ""
+            lines.append(f"| {sf}{app} | {mn} | {kept['fer']} of {len(pos['fer'])} | {pairs['fer']} | {kept['photos']} "
+                         f"of {len(pos['photos'])} | {pairs['photos']} | {kept['group']} of {len(pos['group'])} | {fp} "
+                         f"of {len(neg)} | {ms:.1f} |")
+            print(lines[-1], flush=True)
     finally:
         D.EYE_SCALE_FACTOR, D.find_eyes = saved
+    return "\n".join(lines)
+
+
+def update_docs(block: str, text: str, command: str) -> Path:
+    """Write ``text`` and a line naming ``command`` between docs/batch.md's ``block`` markers."""
+    from training.report import block_file, replace_block
+
+    page = block_file(block)
+    replace_block(page, block, f"{text}\n\n{command}")
+    print(f"wrote the {block} block of {page}")
+    return page
 
 
 def timing(photos: dict[str, np.ndarray]) -> None:
@@ -368,11 +414,24 @@ def timing(photos: dict[str, np.ndarray]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
-    p.add_argument("--fer", type=int, default=600, help="FER2013 validation images for the eye check")
-    p.add_argument("--part", choices=("faces", "eyes", "fallback", "eyescale", "time", "all"), default="all")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                epilog="examples:\n  python benchmarks/detect_tuning.py --part faces\n"
+                                "  python benchmarks/detect_tuning.py --part fallback --fer 600 --update-docs\n"
+                                "  python benchmarks/detect_tuning.py --part eyescale --fer 600 --update-docs   "
+                                "# idle machine",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s; "
+                   "example: --shared /data/shared)")
+    p.add_argument("--fer", type=int, default=600, help="FER2013 validation images for the eye check (default: "
+                   "%(default)s; example: --fer 200 for a quicker run)")
+    p.add_argument("--part", choices=("faces", "eyes", "fallback", "eyescale", "time", "all"), default="all",
+                   help="which measurement (default: all; example: --part fallback)")
+    p.add_argument("--update-docs", action="store_true",
+                   help="with --part fallback or eyescale: also write its table between the eye-check or eye-scale "
+                   "markers of docs/batch.md (example: --part fallback --fer 600 --update-docs)")
     args = p.parse_args(argv)
+    if args.update_docs and args.part not in ("fallback", "eyescale"):
+        p.error("--update-docs goes with --part fallback or --part eyescale (the tables docs/batch.md shows)")
     if not (args.shared / "data" / "photos" / "faces.json").exists():
         print(f"skipped: {args.shared}/data/photos/faces.json not found (needs ../shared)")
         return 0
@@ -382,10 +441,24 @@ def main(argv: list[str] | None = None) -> int:
         face_sweep(photos, truth)
     if args.part in ("eyes", "all"):
         eye_sweep(photos, args.shared, args.fer)
+    command = " ".join(["python benchmarks/detect_tuning.py",
+                        *[a for a in (argv if argv is not None else sys.argv[1:]) if a != "--update-docs"]])
+    from benchmarks.common import machine_line
+
+    machine = machine_line(1)  # before the timings: the load average it gives is other work's, not ours
     if args.part in ("fallback", "all"):
-        fallback_sweep(photos, args.shared, args.fer)
+        rows, sizes = fallback_sweep(photos, args.shared, args.fer)
+        if args.update_docs:
+            update_docs("eye-check", fallback_table(rows, sizes, with_ms=False),
+                        f"`{command}`: positives: {sizes['fer']} faces the cascade finds in {args.fer} FER2013 "
+                        f"validation images upscaled to 192 px, {sizes['photos']} in ../shared/data/photos, "
+                        f"{sizes['group']} in ../shared/data/group_photos; negatives: {sizes['neg']} (loose boxes "
+                        "away from faces, drawn cartoon faces, dogs.jpg).")
     if args.part in ("eyescale", "all"):
-        eye_scale_sweep(photos, args.shared, args.fer)
+        text = eye_scale_sweep(photos, args.shared, args.fer)
+        if args.update_docs:
+            update_docs("eye-scale", text, f"`{command}`: ms/box is the eye check's time per box, positives and "
+                        f"negatives together, on one OpenCV thread. {machine}")
     if args.part in ("time", "all"):
         timing(photos)
     return 0

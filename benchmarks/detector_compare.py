@@ -18,7 +18,12 @@ Parts (``--part``, default all but ``sweep``); skips with a message and exit sta
   folders plus the tiled photo's timing, as used to choose app/mtcnn.py's constants.
 * ``figures``: docs/detectors/*.jpg, the examples README shows (both detectors' boxes; MTCNN's landmarks).
 
-Run: ``python benchmarks/detector_compare.py [--shared ../shared] [--part table --part large] [--repeats 3]``
+``--update-docs`` writes what ran into docs/batch.md, each between its markers with a note naming the command
+and the machine: ``table`` -> ``detector-table``, ``large`` -> ``detector-large`` (with the time targets,
+``TARGETS_S``), ``rotated`` and ``covered`` together -> ``detector-rotated`` (one table; counts only, no timing).
+
+Run: ``python benchmarks/detector_compare.py [--shared ../shared] [--part table --part large] [--repeats 3]
+[--update-docs]``
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ IOU = 0.4
 ANGLES = (-30, -15, 15, 30)
 PARTS = ("table", "large", "rotated", "covered", "figures", "sweep")
 FIGURES = ROOT / "docs" / "detectors"
+# The detectors' time targets, seconds per photo: a 1080p photo, and the tiled 6000 px crowd photo
+TARGETS_S = {"1080p": 0.060, "tiled": 1.5}
 
 Detect = Callable[[np.ndarray], list[Box]]
 
@@ -142,8 +149,12 @@ def tiled(rgb: np.ndarray, n: int = 3) -> np.ndarray:
     return np.ascontiguousarray(np.tile(rgb, (n, n, 1)))
 
 
+def _target(sec: float, target: float) -> str:
+    return f"{target:g} | {'yes' if sec <= target else 'no'}"
+
+
 def part_large(shared: Path, repeats: int) -> list[str]:
-    lines = ["| photo | detector | result | seconds per photo |", "|---|---|---|---|"]
+    lines = ["| photo | detector | result | seconds per photo | target | met |", "|---|---|---|---|---|---|"]
     two = load_image(shared / "data" / "photos" / "two_people.jpg")
     hd = cv2.resize(two, (1920, 1080), interpolation=cv2.INTER_AREA)
     bald = load_image(shared / "data" / "group_photos" / "bald_guys.jpg")
@@ -151,7 +162,8 @@ def part_large(shared: Path, repeats: int) -> list[str]:
     H, W = bald.shape[:2]
     for d in DETECTORS:
         boxes, sec = timed(detector(d), hd, max(repeats, 5))
-        lines.append(f"| two_people.jpg at 1920x1080 | {d} | {len(boxes)} faces | {sec:.3f} |")
+        lines.append(f"| two_people.jpg at 1920x1080 | {d} | {len(boxes)} faces | {sec:.3f} | "
+                     f"{_target(sec, TARGETS_S['1080p'])} |")
     for d in DETECTORS:
         ref = [(b.x + i * W, b.y + j * H, b.w, b.h) for b in detector(d)(bald) for i in range(3) for j in range(3)]
         boxes, sec = timed(detector(d), big, max(1, repeats // 2))
@@ -159,7 +171,7 @@ def part_large(shared: Path, repeats: int) -> list[str]:
         m = match(found, ref)
         lines.append(f"| bald_guys.jpg tiled 3x3 ({big.shape[1]}x{big.shape[0]}) | {d} | {len(found)} boxes; "
                      f"{m} of the {len(ref)} it finds in the 9 originals ({100 * m / max(1, len(ref)):.0f}%), "
-                     f"{len(found) - m} others | {sec:.2f} |")
+                     f"{len(found) - m} others | {sec:.2f} | {_target(sec, TARGETS_S['tiled'])} |")
     return lines
 
 
@@ -179,6 +191,8 @@ def _all_photos(sets: dict) -> list[tuple[np.ndarray, dict, str]]:
 
 
 def _count_lines(title: str, variants: dict[str, list[tuple[np.ndarray, dict]]]) -> list[str]:
+    """Per variant and detector: photos whose count is in range, and faces found; the header gives the first
+    variant's right total."""
     lo, hi = sum(w["faces"] for _, w in next(iter(variants.values()))), sum(w["max"] for _, w in
                                                                          next(iter(variants.values())))
     lines = [f"| {title} | detector | photos with the right count | faces found ({lo}-{hi} right) |",
@@ -221,6 +235,19 @@ def part_covered(sets: dict) -> list[str]:
         img, n = cover_mouths(rgb)
         covered.append((img, {"faces": min(want["faces"], n), "max": want["max"]}))
     return _count_lines("mouth and chin covered", {"clean": [(r, w) for r, w, _ in photos], "covered": covered})
+
+
+def part_turned_covered(sets: dict) -> list[str]:
+    """docs/batch.md's table: the photos upright, turned by each of ANGLES and with mouths covered, one table."""
+    photos = _all_photos(sets)
+    variants = {"upright": [(rgb, want) for rgb, want, _ in photos]}
+    variants |= {f"turned {a:+d}°": [(rotate(rgb, a), want) for rgb, want, _ in photos] for a in ANGLES}
+    covered = []
+    for rgb, want, _ in photos:
+        img, n = cover_mouths(rgb)
+        covered.append((img, {"faces": min(want["faces"], n), "max": want["max"]}))
+    variants["mouth and chin covered"] = covered
+    return _count_lines("photos", variants)
 
 
 def draw(rgb: np.ndarray, boxes: list[Box], width: int = 400) -> np.ndarray:
@@ -307,16 +334,37 @@ def part_sweep(sets: dict, shared: Path) -> list[str]:
     return lines
 
 
+def update_docs(block: str, text: str) -> None:
+    """Write ``text`` between docs/batch.md's ``block`` markers."""
+    from training.report import block_file, replace_block
+
+    page = block_file(block)
+    replace_block(page, block, text)
+    print(f"wrote the {block} block of {page}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="example: python benchmarks/"
-                                "detector_compare.py --part table --part large   # README's table")
-    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="examples:\n"
+                                "  python benchmarks/detector_compare.py --part table --part large --repeats 5 "
+                                "--update-docs   # idle machine\n"
+                                "  python benchmarks/detector_compare.py --part rotated --part covered --update-docs",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s; "
+                   "example: --shared /data/shared)")
     p.add_argument("--part", action="append", choices=PARTS, help="run only this part; repeat for several "
-                   "(default: all but sweep)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per photo (default: %(default)s)")
+                   "(default: all but sweep; example: --part table --part large)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per photo (default: %(default)s; example: "
+                   "--repeats 5)")
     p.add_argument("--threads", type=int, metavar="N", help="threads for onnxruntime and OpenCV (default: the "
-                   "app's); with 1, times are the process's CPU seconds: one core's work, whatever else runs")
+                   "app's); with 1, times are the process's CPU seconds: one core's work, whatever else runs "
+                   "(example: --threads 1)")
+    p.add_argument("--update-docs", action="store_true",
+                   help="also write the tables of table, large and rotated with covered between the detector-table, "
+                   "detector-large and detector-rotated markers of docs/batch.md (example: --part rotated --part "
+                   "covered --update-docs)")
     args = p.parse_args(argv)
+    command = " ".join(["python benchmarks/detector_compare.py",
+                        *[a for a in (argv if argv is not None else sys.argv[1:]) if a != "--update-docs"]])
     if args.threads:
         global CPU_TIME
         mtcnn.THREADS = args.threads
@@ -325,9 +373,21 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.shared / "data" / "photos").is_dir():
         print(f"skipped: {args.shared / 'data' / 'photos'} not found (needs ../shared)")
         return 0
+    from benchmarks.common import machine_line
+
+    machine = machine_line(args.threads)  # before the timings: the load average it gives is other work's, not ours
     parts = args.part or [p for p in PARTS if p != "sweep"]
+    if args.update_docs and {"rotated", "covered"} <= set(parts):  # one table in the docs: measure them together
+        parts = [p for p in parts if p != "covered"]
     sets = photo_sets(args.shared)
     for part in parts:
+        if part == "rotated" and args.update_docs and "covered" in (args.part or PARTS):
+            out = part_turned_covered(sets)
+            print("\n".join(out) + "\n", flush=True)
+            update_docs("detector-rotated", "\n".join(out) + f"\n\n`{command}`: every photo of "
+                        "../shared/data/photos and group_photos and the sample; a photo's count is right when it is "
+                        "within faces.json's range (covered: its lower end at most the faces covered).")
+            continue
         if part == "table":
             out = part_table(sets, args.repeats)
         elif part == "large":
@@ -341,12 +401,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             out = part_sweep(sets, args.shared)
         print("\n".join(out), flush=True)
-        if part in ("table", "large", "sweep") and hasattr(os, "getloadavg"):
+        if part in ("table", "large", "sweep"):
             what = ("CPU time on one thread (onnxruntime and OpenCV limited to 1): one core's work, not inflated "
                     "by other processes" if CPU_TIME else
                     "wall-clock medians, slower when other processes share the cores")
-            print(f"(times: {what}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end)",
-                  flush=True)
+            load = f"; load average {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
+            print(f"(times: {what}{load})", flush=True)
+            if args.update_docs and part in ("table", "large"):
+                update_docs(f"detector-{part}", "\n".join(out) + f"\n\n`{command}`: times are {what}{load}. {machine}")
         print()
     return 0
 

@@ -23,7 +23,13 @@ Skips (exit 0) when ../shared is absent.
 the eye check's (``EYE_SCALE_FACTOR``, 1.1-1.3) on the tiled photo, interleaved: recall, false boxes, faces with
 an eye pair (aligned crops), seconds, as used to choose them.
 
-Run: ``python benchmarks/large_photos.py [--shared ../shared] [--runs 3] [--sweep]``.
+``--update-docs`` writes the tables into docs/batch.md, between its ``large-photos`` (or with ``--sweep``
+``large-photos-sweep``) and ``smallest-face`` markers, each with a note naming the command and the machine; the
+tiled photo's table says which of the targets (``RECALL_TARGET``, ``TIME_TARGET_S``) each row meets. ``--part``
+runs one of the two measurements: ``sizes`` has no timing, so it may be retaken on a busy machine.
+
+Run: ``python benchmarks/large_photos.py [--shared ../shared] [--runs 3] [--sweep] [--part tiled|sizes]
+[--update-docs]``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ from app.imageio import load_image  # noqa: E402
 DEFAULT_SHARED = ROOT.parent / "shared"
 SIZES = ((640, 480), (1280, 960), (1920, 1080), (2500, 1875), (4000, 3000), (6000, 4000))
 SAMPLE_FACE = 101 / 512  # the sample portrait's face box side / image side (tests/test_detect.py)
+RECALL_TARGET = 0.85  # the large-photo targets: recall on the tiled photo, and its seconds per photo
+TIME_TARGET_S = 1.5
+STEPS = np.arange(0.6, 2.01, 0.1)  # the face size as multiples of each detector's rule
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -100,14 +109,89 @@ def predicted_min_face(long_side: int, detector: str = "haar") -> float:
     return max(D.MIN_SIZE, frac * long_side)
 
 
+def targets_met(recall: float, seconds: float) -> str:
+    """Which of the large-photo targets a row meets: "both", "recall only", "time only" or "neither"."""
+    r, t = recall >= RECALL_TARGET, seconds <= TIME_TARGET_S
+    return "both" if r and t else "recall only" if r else "time only" if t else "neither"
+
+
+def smallest_faces(detector: str, fw: int, fh: int, sample: np.ndarray) -> tuple[float, int | None, int | None]:
+    """(the rule's face size, the smallest face found, the size from which every step was found) at one photo
+    size: the sample portrait scaled to each of STEPS times the rule and centred in a flat frame."""
+    m = predicted_min_face(fw, detector)
+    found = {}
+    for k in STEPS:
+        side = max(8, round(k * m / SAMPLE_FACE))
+        frame = np.full((fh, fw, 3), 120, np.uint8)
+        face = cv2.resize(sample, (side, side), interpolation=cv2.INTER_AREA if side < 512 else cv2.INTER_CUBIC)
+        y0, x0 = max(0, (fh - side) // 2), max(0, (fw - side) // 2)
+        crop = face[: fh - y0, : fw - x0]
+        frame[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        found[round(k * m)] = bool(D.detect_faces(frame, detector=detector))
+    sizes = sorted(found)
+    smallest = next((f for f in sizes if found[f]), None)
+    steady = next((f for i, f in enumerate(sizes) if all(found[g] for g in sizes[i:])), None)
+    return m, smallest, steady
+
+
+def sizes_table() -> str:
+    """The smallest face found at each of SIZES by each detector, as a Markdown table."""
+    lines = ["| photo size | detector | rule | smallest face found | every face found from |", "|---|---|---|---|---|"]
+    sample = load_image(ROOT / "app" / "assets" / "sample.jpg")
+    for fw, fh in SIZES:
+        for detector in D.DETECTORS:
+            m, smallest, steady = smallest_faces(detector, fw, fh, sample)
+            low = "—" if smallest is None else f"{smallest} px"
+            high = "—" if steady is None else f"{steady} px ({100 * steady / fw:.1f}%)"
+            lines.append(f"| {fw}x{fh} | {detector} | {m:.0f} px ({100 * m / fw:.1f}%) | {low} | {high} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def sizes_note(command: str) -> str:
+    """The line under the smallest-face table: the command and how the faces were made."""
+    return (f"`{command}`: the sample portrait scaled so that its face (its Haar box) is {STEPS[0]:.1f}-"
+            f"{STEPS[-1]:.1f}x each detector's rule in steps of 0.1, centred in a flat frame of each size.")
+
+
+def update_docs(block: str, text: str) -> None:
+    """Write ``text`` between docs/batch.md's ``block`` markers."""
+    from training.report import block_file, replace_block
+
+    page = block_file(block)
+    replace_block(page, block, text)
+    print(f"wrote the {block} block of {page}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                epilog="example: python benchmarks/large_photos.py --runs 3")
-    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=3, help="timed runs per detector (default: %(default)s)")
+                                epilog="examples:\n  python benchmarks/large_photos.py --runs 3 --update-docs   "
+                                "# idle machine\n  python benchmarks/large_photos.py --part sizes --update-docs\n"
+                                "  python benchmarks/large_photos.py --sweep --runs 3",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s; "
+                   "example: --shared /data/shared)")
+    p.add_argument("--runs", type=int, default=3, help="timed runs per detector (default: %(default)s; example: "
+                   "--runs 5)")
     p.add_argument("--sweep", action="store_true", help="time the small-face pass's and the eye check's scale "
                    "factors instead (app/detect.py's SMALL_SCALE_FACTOR, EYE_SCALE_FACTOR), e.g. --sweep --runs 3")
+    p.add_argument("--part", choices=("tiled", "sizes", "all"), default="all",
+                   help="tiled: recall and time on the tiled photo; sizes: the smallest face found at each photo "
+                   "size (no timing); all: both (default; --sweep: tiled only). Example: --part sizes")
+    p.add_argument("--update-docs", action="store_true",
+                   help="also write the tables between the large-photos (--sweep: large-photos-sweep) and "
+                   "smallest-face markers of docs/batch.md (example: --runs 3 --update-docs on an idle machine)")
     args = p.parse_args(argv)
+    command = " ".join(["python benchmarks/large_photos.py",
+                        *[a for a in (argv if argv is not None else sys.argv[1:]) if a != "--update-docs"]])
+    from benchmarks.common import machine_line
+
+    machine = machine_line(None)  # before the timings: the load average it gives is other work's, not ours
+    if args.part == "sizes":
+        text = sizes_table()
+        if args.update_docs:
+            update_docs("smallest-face", f"{text}\n\n{sizes_note(command)}")
+        return 0
     src = args.shared / "data" / "group_photos" / "bald_guys.jpg"
     if not src.is_file():
         print(f"skipped: {src} not found (needs ../shared)")
@@ -118,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     tiled = np.tile(gray, (3, 3))
     truth = [(x + i * w, y + j * h, bw, bh) for i in range(3) for j in range(3) for x, y, bw, bh in one]
     lo, hi = min(b[2] for b in one), max(b[2] for b in one)
-    print(f"bald_guys.jpg {w}x{h}: {len(one)} faces, {lo}-{hi} px; tiled 3x3: {tiled.shape[1]}x{tiled.shape[0]}, "
-          f"{len(truth)} faces ({100 * lo / max(tiled.shape):.1f}-{100 * hi / max(tiled.shape):.1f}% of the long side)")
-    print("| detector | faces found (IoU >= 0.4) | recall | false boxes | with an eye pair | s per photo (median) "
-          "| CPU s (median) |")
-    print("|---|---|---|---|---|---|---|")
-    arms = {"640 px working copy only (before)": first_pass_only, "detect_faces (now)": D.detect_faces}
+    photo = (f"bald_guys.jpg {w}x{h}: {len(one)} faces, {lo}-{hi} px; tiled 3x3: {tiled.shape[1]}x{tiled.shape[0]}, "
+             f"{len(truth)} faces ({100 * lo / max(tiled.shape):.1f}-{100 * hi / max(tiled.shape):.1f}% of the long "
+             "side)")
+    print(photo)
+    lines = ["| detector | faces found (IoU >= 0.4) | recall | false boxes | with an eye pair | s per photo (median) "
+             "| CPU s (median) | targets met |", "|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines))
+    arms = {"640 px working copy only (before)": first_pass_only,
+            "`detect_faces` with the small-face pass (now)": D.detect_faces}
     if args.sweep:
         arms = {f"small-face pass {sf}, eye check {ef}": with_scale_factors(sf, ef) for sf, ef in SWEEP}
     times: dict[str, list[float]] = {name: [] for name in arms}
@@ -138,35 +225,23 @@ def main(argv: list[str] | None = None) -> int:
     for name, boxes in results.items():
         hit, false = recall([(b.x, b.y, b.w, b.h) for b in boxes], truth)
         pairs = sum(1 for b in boxes if len(b.landmarks) == 2)
-        print(f"| {name} | {hit} of {len(truth)} | {100 * hit / len(truth):.0f}% | {false} | {pairs} | "
-              f"{statistics.median(times[name]):.2f} | {statistics.median(cpu[name]):.2f} |")
-    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end)" if hasattr(os, "getloadavg")
-          else "")
-    if args.sweep:
+        sec = statistics.median(times[name])
+        lines.append(f"| {name} | {hit} of {len(truth)} | {100 * hit / len(truth):.0f}% | {false} | {pairs} | "
+                     f"{sec:.2f} | {statistics.median(cpu[name]):.2f} | {targets_met(hit / len(truth), sec)} |")
+        print(lines[-1])
+    load = f"load average {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
+    print(f"({load})" if load else "")
+    if args.update_docs:
+        update_docs("large-photos-sweep" if args.sweep else "large-photos",
+                    "\n".join(lines) + f"\n\n`{command}`: {photo}; medians of {args.runs} interleaved runs; targets: "
+                    f"recall at least {RECALL_TARGET:.0%}, at most {TIME_TARGET_S:g} s per photo; {load}. "
+                    f"{machine}")
+    if args.sweep or args.part == "tiled":
         return 0
     print()
-    print("| photo size | detector | rule | smallest face found | every face found from |")
-    print("|---|---|---|---|---|")
-    sample = load_image(ROOT / "app" / "assets" / "sample.jpg")
-    for fw, fh in SIZES:
-        for detector in D.DETECTORS:
-            m = predicted_min_face(fw, detector)
-            found = {}
-            for k in np.arange(0.6, 2.01, 0.1):
-                side = max(8, round(k * m / SAMPLE_FACE))
-                frame = np.full((fh, fw, 3), 120, np.uint8)
-                face = cv2.resize(sample, (side, side),
-                                  interpolation=cv2.INTER_AREA if side < 512 else cv2.INTER_CUBIC)
-                y0, x0 = max(0, (fh - side) // 2), max(0, (fw - side) // 2)
-                crop = face[: fh - y0, : fw - x0]
-                frame[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-                found[round(k * m)] = bool(D.detect_faces(frame, detector=detector))
-            sizes = sorted(found)
-            smallest = next((f for f in sizes if found[f]), None)
-            steady = next((f for i, f in enumerate(sizes) if all(found[g] for g in sizes[i:])), None)
-            print(f"| {fw}x{fh} | {detector} | {m:.0f} px ({100 * m / fw:.1f}%) | {smallest} px | {steady} px "
-                  f"({100 * steady / fw:.1f}%) |" if steady else
-                  f"| {fw}x{fh} | {detector} | {m:.0f} px | {smallest} px | - |", flush=True)
+    text = sizes_table()
+    if args.update_docs:
+        update_docs("smallest-face", f"{text}\n\n{sizes_note(command)}")
     return 0
 
 
