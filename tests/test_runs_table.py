@@ -57,6 +57,26 @@ def test_lead_and_averaging_tables(tmp_path):
         runs_table.averaging_table([base])
 
 
+def test_label_ablation_table_shows_both_truths(tmp_path):
+    def scored(run: Path, own: float, ferplus: float) -> Path:
+        for sub, acc, n in (("publictest", own, 400), ("publictest/ferplus", ferplus, 380)):
+            (run / sub).mkdir(parents=True)
+            (run / sub / "metrics.json").write_text(json.dumps({"n": n, "accuracy": acc}))
+        return run
+
+    soft = scored(fake_run(tmp_path, "ff-1", [0.6, 0.7], [1, 1], labels="ferplus-soft", ferplus="v.csv",
+                           contempt="disgust"), 0.47, 0.68)
+    old = scored(fake_run(tmp_path, "ff-2", [0.5], [1], labels="fer2013", ferplus="v.csv", keep_nonfaces=True),
+                 0.52, 0.61)
+    rows = runs_table.label_ablation_table([soft, old]).splitlines()
+    assert rows[2] == ("| `ff-1` | ff | ferplus-soft | disgust | dropped | 2/2 | 47.00% (400 faces) "
+                       "| 68.00% (380 faces) |")
+    assert rows[3] == "| `ff-2` | ff | fer2013 | — | kept | 1/1 | 52.00% (400 faces) | 61.00% (380 faces) |"
+    assert rows[-1].endswith("sqrt(0.25 / 380) = 2.56 points.")
+    with pytest.raises(ValueError, match="no metrics.json"):
+        runs_table.label_ablation_table([fake_run(tmp_path, "ff-3", [0.5], [1])])
+
+
 def test_missing_files_and_cli(tmp_path, capsys):
     run = fake_run(tmp_path, "ff-1", [0.4], [10])
     with pytest.raises(ValueError, match="metrics.json"):

@@ -125,6 +125,35 @@ def averaging_table(run_dirs: list[Path], last: int = 5) -> str:
     return "\n".join(rows)
 
 
+# Where label_ablation_table reads each run's PublicTest scores under both truths, written by
+# ``python -m training.evaluate RUN/best.pt --data DATA --split val --ferplus VOTES --out RUN/publictest``.
+PUBLICTEST = "publictest"
+
+
+def label_ablation_table(run_dirs: list[Path]) -> str:
+    """One row per run of a label-source ablation (issue 25): what it was trained on (labels, contempt rule,
+    not-a-face images kept or dropped) and its best epoch's PublicTest accuracy against both truths, FER2013's
+    own labels (all faces) and the FER+ majority (the faces that have one), from ``RUN/publictest/``."""
+    rows = ["| run | model | trained on | contempt | not-a-face images | epochs | PublicTest, FER2013 labels "
+            "| PublicTest, FER+ majority |", "|---|---|---|---|---|---|---|---|"]
+    sizes = set()
+    for run_dir in run_dirs:
+        cfg, history = _load(run_dir, "config.json"), _history(run_dir)
+        own = _load(run_dir / PUBLICTEST, "metrics.json")
+        ferplus = _load(run_dir / PUBLICTEST / "ferplus", "metrics.json")
+        sizes.update({own["n"], ferplus["n"]})
+        labels = cfg.get("labels", "fer2013")
+        contempt = cfg.get("contempt", "drop") if labels != "fer2013" else "—"
+        nonfaces = ("kept" if cfg.get("keep_nonfaces") else "dropped") if cfg.get("ferplus") else "kept (no votes)"
+        rows.append(f"| `{run_dir.name}` | {cfg['model']} | {labels} | {contempt} | {nonfaces} "
+                    f"| {len(history)}/{cfg['epochs']} | {_pct(own['accuracy'])} ({own['n']:,} faces) "
+                    f"| {_pct(ferplus['accuracy'])} ({ferplus['n']:,} faces) |")
+    n = min(sizes)
+    rows.append(f"\nOne standard error of an accuracy measured on {n:,} faces is at most "
+                f"sqrt(0.25 / {n:,}) = {100 * math.sqrt(0.25 / n):.2f} points.")
+    return "\n".join(rows)
+
+
 def _logs(*names: str) -> list[Path]:
     return [ROOT / "logs" / n for n in names]
 
@@ -141,8 +170,12 @@ BLOCKS: dict[str, Callable[[], str]] = {
         (ROOT / "logs" / "cnn-20261123-232819", ROOT / "logs" / "cnn-20261124-164241"),
         (ROOT / "logs" / "resnet18-20261124-003121", ROOT / "logs" / "resnet18-20261124-223215")]),
     "run-averaging": lambda: averaging_table(_logs("cnn-20261124-164241", "resnet18-20261124-223215")),
+    "label-ablations": lambda: label_ablation_table(_logs(
+        "ff-20261205-141523", "ff-20261205-143120", "ff-20261205-144334", "ff-20261205-183742",
+        "ff-20261205-183749")),
 }
-TABLES = {"scores": scores_table, "epoch-times": epoch_times_table, "averaging": averaging_table}
+TABLES = {"scores": scores_table, "epoch-times": epoch_times_table, "averaging": averaging_table,
+          "labels": label_ablation_table}
 
 
 def main(argv: list[str] | None = None) -> int:
