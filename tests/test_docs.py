@@ -179,9 +179,9 @@ def hand_typed_lines() -> set[str]:
     for page in [*PAGES, REPO / "CHANGELOG.md"]:
         generated = False
         for line in page.read_text(encoding="utf-8").splitlines():
-            if re.search(r"<!-- [a-z-]+:start -->", line):
+            if re.search(r"<!-- [a-z0-9-]+:start -->", line):
                 generated = True
-            elif re.search(r"<!-- [a-z-]+:end -->", line):
+            elif re.search(r"<!-- [a-z0-9-]+:end -->", line):
                 generated = False
             elif not generated and MEASURED.search(line):
                 found.add(f"{page.relative_to(REPO).as_posix()}: {line.strip()}")

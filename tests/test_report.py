@@ -21,7 +21,8 @@ def test_results_table_reads_manifest_and_measures(tmp_path):
     export.update_manifest(tmp_path, export.manifest_entry("ff", path.name, metrics, training))
     table = report.results_table(tmp_path)
     row = table.splitlines()[2]
-    assert row.startswith("| FF | FER2013 labels | 51.23% | 50.12% | 51.00% | — | — | 3 | 10 min | — | 4000 | 0.02 M |")
+    assert row.startswith("| FF | FER2013 labels | 51.23% | 50.12% | 51.00% | — | — | — | 3 | 10 min | — | 4000 "
+                          "| 0.02 M |")
     assert row.endswith("| fp32 | " + row.split("|")[-3].strip() + " | finished |")
     assert float(row.split("|")[-3]) > 0  # ms per face measured, not copied
     assert "![FF" not in table  # no log folder recorded, so no figure links to dead files
@@ -36,7 +37,7 @@ def test_results_table_shows_both_truths(tmp_path):
     entry["labels"] = "ferplus-soft"
     export.update_manifest(tmp_path, entry)
     row = report.results_table(tmp_path).splitlines()[2]
-    assert row.startswith("| FF | FER+ votes | 47.00% | 46.00% | — | 68.56% | 66.43% | 3 |"), row
+    assert row.startswith("| FF | FER+ votes | 47.00% | 46.00% | — | 68.56% | 66.43% | — | 3 |"), row
 
 
 def test_trained_on_names_the_device_from_the_manifest():
@@ -54,7 +55,30 @@ def test_results_table_shows_each_models_curves_and_confusion_matrix(tmp_path):
     export.update_manifest(tmp_path, export.manifest_entry("ff", path.name, {"tta": False}, training))
     table = report.results_table(tmp_path)
     assert "| training curves | ![FF training curves](logs/ff-1/curves.png) |" in table
-    assert "![FF confusion matrix (PrivateTest)](logs/ff-1/confusion_matrix.png)" in table
+    assert "![FF confusion matrix (PrivateTest, FER2013 labels)](logs/ff-1/confusion_matrix.png)" in table
+    assert "FER+ majority)" not in table  # no FER+ score recorded, so no link to a FER+ matrix that is not there
+
+
+def test_ferplus_zoo_links_both_confusion_matrices_and_writes_the_headline(tmp_path):
+    path = export.export_onnx(build_model("ff", hidden=(8,)).eval(), tmp_path / "ff.onnx")
+    metrics = {"private_test_accuracy": 0.46, "ferplus_private_test_accuracy": 0.6643}
+    entry = export.manifest_entry("ff", path.name, metrics, {"epochs": 3, "log_dir": "logs/ff-2"})
+    entry["labels"] = "ferplus-soft"
+    export.update_manifest(tmp_path, entry)
+    assert "FER+ majority)" not in report.results_table(tmp_path, root=tmp_path)  # no matrix file, no link
+    (tmp_path / "logs" / "ff-2" / "ferplus").mkdir(parents=True)
+    (tmp_path / "logs" / "ff-2" / "ferplus" / "confusion_matrix.png").write_bytes(b"png")
+    table = report.results_table(tmp_path, root=tmp_path)
+    assert "![FF confusion matrix (PrivateTest, FER+ majority)](logs/ff-2/ferplus/confusion_matrix.png)" in table
+    manifest = tmp_path / "manifest.json"
+    import json
+    m = json.loads(manifest.read_text())
+    m["ensemble"] = {"models": ["ff"], "private_test_accuracy": 0.5, "ferplus_private_test_accuracy": 0.8321}
+    manifest.write_text(json.dumps(m))
+    text = report.headline(tmp_path)
+    assert f"(`{tmp_path.name}/`) are trained on FER+ votes" in text
+    assert "ten FER+ labellers on 83.21% of faces" in text and "single labels on 50.00%" in text
+    assert "the published FER+ models score 83.85% to 84.99%" in text
 
 
 def test_anneal_table_and_replace_block(tmp_path):

@@ -35,8 +35,8 @@ def test_history_table_one_row_per_zoo(tmp_path):
     assert len(versions) == 3
     rows = zoo_history.history_table(versions, models=("cnn", "ff")).splitlines()
     assert len(rows) == 4  # header, rule, two zoos: the commit that changed only a note gives no row
-    assert rows[2].endswith("| `cnn-1` (fp16) | `ff-1` (fp32, interim) | — | — | — | — |")
-    assert rows[3].endswith("| `ff-2` (fp32, interim) | 0.60 / 0.40 | 70.00% | 71.00% | 72.34% |")
+    assert rows[2].endswith("| FER2013 labels | `cnn-1` (fp16) | `ff-1` (fp32, interim) | — | — | — | — | — |")
+    assert rows[3].endswith("| `ff-2` (fp32, interim) | 0.60 / 0.40 | 70.00% | 71.00% | 72.34% | — |")
     since = zoo_history.manifest_versions(tmp_path, since=versions[0][0])
     assert [c for c, _ in since] == [c for c, _ in versions[1:]]
 

@@ -69,16 +69,17 @@ PUBLISHED = [
 LABELS = {"fer2013": "FER2013 labels", "ferplus-majority": "FER+ majority", "ferplus-soft": "FER+ votes"}
 
 
-def results_table(zoo_dir: Path = ROOT / "models_zoo", prefix: str = "") -> str:
+def results_table(zoo_dir: Path = ROOT / "models_zoo", prefix: str = "", root: Path = ROOT) -> str:
     """The zoo's results table against both truths, FER2013's own labels (all 3,589 faces of each test split)
     and the FER+ ten-person majority (the faces that have one; contempt dropped), then the published FER+
     results and the figures; ``prefix`` goes before the figures' repository-relative links (link_prefix)."""
     manifest = json.loads((zoo_dir / "manifest.json").read_text())
     rows = [
         "| model | trained against | PublicTest, FER2013 labels | PrivateTest, FER2013 labels | PrivateTest, "
-        "flip TTA | PublicTest, FER+ majority | PrivateTest, FER+ majority | epochs | training time | trained on "
+        "flip TTA | PublicTest, FER+ majority | PrivateTest, FER+ majority | PrivateTest, FER+ majority, flip TTA "
+        "| epochs | training time | trained on "
         "| images/s | parameters | ONNX size | weights | ms per face | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in manifest["models"]:
         met, tr = m["metrics"], m["training"]
@@ -87,7 +88,9 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo", prefix: str = "") -> str:
             f"| {m['display_name']} | {LABELS.get(m.get('labels', 'fer2013'), m.get('labels'))} "
             f"| {_pct(met.get('public_test_accuracy'))} | {_pct(met.get('private_test_accuracy'))} "
             f"| {_pct(met.get('private_test_accuracy_tta'))} | {_pct(met.get('ferplus_public_test_accuracy'))} "
-            f"| {_pct(met.get('ferplus_private_test_accuracy'))} | {tr.get('epochs', '—')} "
+            f"| {_pct(met.get('ferplus_private_test_accuracy'))} "
+            f"| {_pct(met.get('ferplus_private_test_accuracy_tta'))} "
+            f"| {tr.get('epochs', '—')} "
             f"| {tr.get('seconds', 0) / 60:.0f} min | {trained_on(tr)} | {tr.get('images_per_second', 0):.0f} "
             f"| {tr.get('parameters', 0) / 1e6:.2f} M | {path.stat().st_size / 2**20:.1f} MB "
             f"| {met.get('weights', 'fp32')} | {ms_per_face(path):.2f} | {tr.get('status', 'finished')} |"
@@ -100,23 +103,47 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo", prefix: str = "") -> str:
             f"| ensemble ({members}) | | {_pct(ens.get('public_test_accuracy'))} "
             f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} "
             f"| {_pct(ens.get('ferplus_public_test_accuracy'))} | {_pct(ens.get('ferplus_private_test_accuracy'))} "
-            "| | | | | | | | | |"
+            f"| {_pct(ens.get('ferplus_private_test_accuracy_tta'))} | | | | | | | | | |"
         )
     for name, acc in PUBLISHED:
-        rows.append(f"| {name}, published | FER+ | | | | | {_pct(acc)} | | | | | | | | | |")
-    return "\n".join(rows) + "\n\n" + figures_table(manifest, prefix)
+        rows.append(f"| {name}, published | FER+ | | | | | {_pct(acc)} | | | | | | | | | | |")
+    return "\n".join(rows) + "\n\n" + figures_table(manifest, prefix, root)
 
 
-def figures_table(manifest: dict, prefix: str = "") -> str:
-    """Each model's training curves and PrivateTest confusion matrix, linked from its manifest log folder."""
+def figures_table(manifest: dict, prefix: str = "", root: Path = ROOT) -> str:
+    """Each model's training curves and PrivateTest confusion matrices, linked from its manifest log folder
+    (``root``-relative); the FER+ matrix only where the run folder has one (runs exported before FER+ do not)."""
     models = [m for m in manifest["models"] if m["training"].get("log_dir")]
     if not models:
         return ""
     rows = ["| | " + " | ".join(m["display_name"] for m in models) + " |", "|---|" + "---|" * len(models)]
-    for title, png in (("training curves", "curves.png"), ("confusion matrix (PrivateTest)", "confusion_matrix.png")):
-        cells = (f"![{m['display_name']} {title}]({prefix}{m['training']['log_dir']}/{png})" for m in models)
+    figures = [("training curves", "curves.png"), ("confusion matrix (PrivateTest, FER2013 labels)",
+                                                   "confusion_matrix.png")]
+    ferplus = "ferplus/confusion_matrix.png"  # training.export writes the FER+ truth's report files here
+    if any((root / m["training"]["log_dir"] / ferplus).is_file() for m in models):
+        figures.append(("confusion matrix (PrivateTest, FER+ majority)", ferplus))
+    for title, png in figures:
+        cells = (f"![{m['display_name']} {title}]({prefix}{m['training']['log_dir']}/{png})"
+                 if png != ferplus or (root / m["training"]["log_dir"] / png).is_file() else "—"
+                 for m in models)
         rows.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def headline(zoo_dir: Path = ROOT / "models_zoo") -> str:
+    """README's one paragraph of results: how often the shipped ensemble agrees with each truth on PrivateTest,
+    beside the published FER+ results, from the manifest (issue 25: README names the zoo's label source)."""
+    manifest = json.loads((zoo_dir / "manifest.json").read_text())
+    ens = manifest.get("ensemble", {})
+    sources = sorted({LABELS.get(m.get("labels", "fer2013"), m.get("labels")) for m in manifest["models"]})
+    published = " to ".join(_pct(acc) for _, acc in PUBLISHED)
+    text = (f"The shipped models (`{zoo_dir.name}/`) are trained on {' and '.join(sources)}. On FER2013's "
+            f"PrivateTest split, scored once, their ensemble agrees with the majority of ten FER+ labellers on "
+            f"{_pct(ens.get('ferplus_private_test_accuracy'))} of faces (the published FER+ models score "
+            f"{published}, Barsoum et al., ICMI 2016, on eight classes with contempt, so not like for like) and "
+            f"with FER2013's own single labels on {_pct(ens.get('private_test_accuracy'))}; the two truths "
+            "disagree on about a third of the faces.")
+    return text
 
 
 def anneal_table(run_dir: Path) -> str:
@@ -223,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.report",
         description="Print the results table of the models in a zoo from its manifest, measuring ONNX size and "
-        "ms per face here.",
-        epilog="example: python -m training.report --update-readme",
+        "ms per face here. --update-readme also writes README's headline paragraph from the same manifest.",
+        epilog="examples:\n  python -m training.report --update-readme\n"
+        "  python -m training.report --zoo models_zoo_fer2013 --block results-fer2013 --update-readme",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--zoo", default=str(ROOT / "models_zoo"), help="zoo folder (default: models_zoo/)")
     p.add_argument("--anneal", metavar="RUN_DIR", help="instead: the trials table of an annealing run folder")
@@ -233,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", metavar="RUN_DIR", nargs="+",
                    help="instead: what each training ingredient added, one row per run folder, the first being "
                    "the baseline, e.g. --recipe logs/ff-A logs/ff-B")
+    p.add_argument("--block", default="results",
+                   help="with --update-readme: the marker name the zoo's table goes into (default: results; "
+                   "e.g. --zoo models_zoo_fer2013 --block results-fer2013)")
     p.add_argument("--update-readme", action="store_true",
                    help="also write the table into the page holding its results (or anneal-table, ablation, "
                    "recipe) markers")
@@ -245,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.recipe:
             table, block = recipe_table([Path(d) for d in args.recipe]), "recipe"
         else:
-            block = "results"
+            block = args.block
             table = results_table(Path(args.zoo), link_prefix(block_file(block)) if args.update_readme else "")
+            if args.update_readme and block == "results":
+                replace_block(block_file("headline"), "headline", headline(Path(args.zoo)))
         if args.update_readme:
             replace_block(block_file(block), block, table)
     except (OSError, ValueError, KeyError) as e:

@@ -15,7 +15,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+from app.zoo import label_source
 from training.report import ROOT, _pct, block_file, replace_block
 
 MANIFEST = "models_zoo/manifest.json"
@@ -39,18 +41,20 @@ def manifest_versions(repo: Path = ROOT, path: str = MANIFEST, since: str | None
 
 def _row_key(manifest: dict) -> str:
     """What the table shows of a manifest; commits that changed only other fields give no new row."""
-    models = [(m["name"], m["training"].get("log_dir"), m["metrics"].get("weights"), m["training"].get("status"))
-              for m in manifest["models"]]
+    models = [(m["name"], m["training"].get("log_dir"), m["metrics"].get("weights"), m["training"].get("status"),
+               m.get("labels", "fer2013")) for m in manifest["models"]]
     ens = manifest.get("ensemble") or {}
-    keys = ("weights", "public_test_accuracy", "private_test_accuracy", "private_test_accuracy_tta")
+    keys = ("weights", "public_test_accuracy", "private_test_accuracy", "private_test_accuracy_tta",
+            "ferplus_private_test_accuracy")
     return json.dumps([models, {k: ens.get(k) for k in keys}], sort_keys=True)
 
 
 def history_table(versions: list[tuple[str, dict]], models: tuple[str, ...] = ("cnn", "ff", "resnet18")) -> str:
     """One row per zoo that shipped: each model's run folder (stored weights, and status unless finished), the
     ensemble's weights and its scores; consecutive commits that left these unchanged are one row."""
-    rows = ["| commit | " + " | ".join(models) + " | ensemble weights | ensemble PublicTest | ensemble PrivateTest "
-            "| ensemble PrivateTest, flip TTA |", "|---|" + "---|" * (len(models) + 4)]
+    rows = ["| commit | trained on | " + " | ".join(models) + " | ensemble weights | ensemble PublicTest "
+            "| ensemble PrivateTest | ensemble PrivateTest, flip TTA | ensemble PrivateTest, FER+ majority |",
+            "|---|---|" + "---|" * (len(models) + 5)]
     last = None
     for commit, manifest in versions:
         key = _row_key(manifest)
@@ -71,8 +75,12 @@ def history_table(versions: list[tuple[str, dict]], models: tuple[str, ...] = ("
         ens = manifest.get("ensemble") or {}
         weights = ens.get("weights")
         w = " / ".join(f"{weights[n]:.2f}" for n in models if n in weights) if weights else "equal" if ens else "—"
-        rows.append(f"| `{commit}` | " + " | ".join(cells) + f" | {w} | {_pct(ens.get('public_test_accuracy'))} "
-                    f"| {_pct(ens.get('private_test_accuracy'))} | {_pct(ens.get('private_test_accuracy_tta'))} |")
+        labels = label_source([SimpleNamespace(name=m["name"], labels=m.get("labels", "fer2013"))
+                               for m in manifest["models"]])
+        rows.append(f"| `{commit}` | {labels} | " + " | ".join(cells) + f" | {w} "
+                    f"| {_pct(ens.get('public_test_accuracy'))} | {_pct(ens.get('private_test_accuracy'))} "
+                    f"| {_pct(ens.get('private_test_accuracy_tta'))} "
+                    f"| {_pct(ens.get('ferplus_private_test_accuracy'))} |")
     return "\n".join(rows)
 
 
