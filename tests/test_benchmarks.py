@@ -209,6 +209,10 @@ def test_bundle_size_table_into_its_block(tmp_path, monkeypatch):
     assert float(rows["av and PIL extension modules, as installed (with debug info)"][0]) == pytest.approx(5, abs=0.1)
     assert float(rows["the same, stripped by `build.spec`"][0]) == pytest.approx(1.25, abs=0.05)
     assert rows["cv2 in the folder"][1].startswith("one module")
+    zoo = rows["the emotion models in the folder: models_zoo/ without detectors/"]
+    assert float(zoo[0]) == pytest.approx(2, abs=0.05)  # what a second zoo would add, against the headroom
+    left = float(zoo[1].split("would leave ")[1].split(" MB")[0])
+    assert zoo[1].startswith("1 files;") and left == pytest.approx(budget - 7.25 - 2, abs=0.5)  # 3 significant figures
     assert float(rows["estimate: the folder with the wheel's cv2"][0]) == pytest.approx(7.25 - 1 + 8, abs=0.2)
 
 
