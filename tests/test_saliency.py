@@ -274,8 +274,8 @@ def test_deletion_removes_the_most_salient_pixels_first():
 
 
 def test_deletion_table_names_its_machine_only_when_the_run_recorded_one():
-    """The committed deletion.json predates the machine record: its table, written again, is the page's block
-    unchanged; a new run's table ends with the machine its ms column was timed on."""
+    """The committed deletion.json, written again, is the page's block unchanged (with the machine it recorded);
+    a run without a machine record gets no machine note, one with a record ends with it."""
     import re
 
     from benchmarks.saliency_deletion import OUT, markdown
@@ -285,8 +285,10 @@ def test_deletion_table_names_its_machine_only_when_the_run_recorded_one():
     table = markdown(recorded["results"], display, recorded["n"], recorded.get("machine"))
     page = (REPO_ROOT / "docs" / "saliency.md").read_text()
     assert re.search(r"<!-- saliency:start -->\n(.*?)\n<!-- saliency:end -->", page, re.S).group(1) == table
+    bare = markdown(recorded["results"], display, recorded["n"], None)
+    assert "Measured on" not in bare
     timed = markdown(recorded["results"], display, recorded["n"], "Measured on: a test machine.")
-    assert timed.startswith(table) and timed.endswith("\n\nMap ms timed in batches of 50. Measured on: a test machine.")
+    assert timed.startswith(bare) and timed.endswith("\n\nMap ms timed in batches of 50. Measured on: a test machine.")
 
 
 def test_benchmark_rows_maps_on_and_off(tiny_zoo):
