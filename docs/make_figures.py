@@ -51,9 +51,8 @@ def _grab(root, out: Path) -> None:
         shot.quantize(colors=256, method=2).save(out, optimize=True)  # a few hundred KB, not MB
 
 
-def video_screenshot(clip: Path, out: Path, size: str = "1332x800", at_s: float = 4.6) -> list[list[str]]:
-    """Open ``clip`` in a window of ``size``, let the analysis finish, show the frame at ``at_s`` seconds with
-    track 1 selected (its timeline and cursor below), grab the screen; returns the track table."""
+def _window(size: str):
+    """The app's window at ``size``, at the screen's top left, once its models have loaded."""
     import tkinter as tk
 
     from app.gui import App
@@ -63,6 +62,13 @@ def video_screenshot(clip: Path, out: Path, size: str = "1332x800", at_s: float 
     root.geometry(f"{size}+0+0")
     if not app.wait_idle(120):
         raise SystemExit("error: the models did not load within 120 s")
+    return root, app
+
+
+def video_screenshot(clip: Path, out: Path, size: str = "1332x800", at_s: float = 4.6) -> list[list[str]]:
+    """Open ``clip`` in a window of ``size``, let the analysis finish, show the frame at ``at_s`` seconds with
+    track 1 selected (its timeline and cursor below), grab the screen; returns the track table."""
+    root, app = _window(size)
     app.open_video(clip)
     if not app.wait_idle(900):
         raise SystemExit("error: the video's analysis did not finish within 900 s")
@@ -80,15 +86,7 @@ def video_screenshot(clip: Path, out: Path, size: str = "1332x800", at_s: float 
 def window_screenshot(photo: Path, out: Path, size: str, select: int | None, maps: bool = False) -> list[list[str]]:
     """Open ``photo`` in a window of ``size``, select face ``select`` (``maps``: with its saliency maps), grab
     the screen; returns the table."""
-    import tkinter as tk
-
-    from app.gui import App
-
-    root = tk.Tk(className="EmotionLens")
-    app = App(root)
-    root.geometry(f"{size}+0+0")
-    if not app.wait_idle(120):
-        raise SystemExit("error: the models did not load within 120 s")
+    root, app = _window(size)
     app.open_image(photo)
     if not app.wait_idle(120):
         raise SystemExit("error: labelling did not finish within 120 s")

@@ -42,6 +42,18 @@ def _best(history: list[dict]) -> dict:
     return max(history, key=lambda h: (h["val_acc"], -h["epoch"]))
 
 
+def _run_facts(history: list[dict], metrics: dict) -> tuple[dict, float, str]:
+    """A finished run's best epoch, its minutes of training and how its exported weights are stored."""
+    minutes = sum(h["seconds"] for h in history) / 60
+    return _best(history), minutes, metrics.get("manifest_metrics", {}).get("weights", "fp32")
+
+
+def _standard_error(n: int, what: str) -> str:
+    """The note under a scores table: the largest standard error of an accuracy over ``n`` faces."""
+    return (f"\nOne standard error of an accuracy measured on {n:,} faces ({what}) is at most "
+            f"sqrt(0.25 / {n:,}) = {100 * math.sqrt(0.25 / n):.2f} points.")
+
+
 def scores_table(run_dirs: list[Path]) -> str:
     """One row per run: recipe, best PublicTest epoch (from history.json) and the exported model's PrivateTest
     scores (metrics.json), then the standard error that says which differences the splits can tell apart."""
@@ -54,16 +66,12 @@ def scores_table(run_dirs: list[Path]) -> str:
         metrics = _load(run_dir, "metrics.json")
         private = metrics["private_test"]
         sizes.update({private["n"], metrics.get("public_test", private)["n"]})
-        best = _best(history)
         recipe = _ingredients(cfg, first.setdefault(cfg["model"], cfg))
-        minutes = sum(h["seconds"] for h in history) / 60
-        weights = metrics.get("manifest_metrics", {}).get("weights", "fp32")
+        best, minutes, weights = _run_facts(history, metrics)
         rows.append(f"| `{run_dir.name}` | {cfg['model']} | {recipe} | {len(history)}/{cfg['epochs']} "
                     f"| {minutes:.0f} | {_pct(best['val_acc'])} ({best['epoch']}) | {_pct(private['accuracy'])} "
                     f"| {_pct(private.get('accuracy_tta'))} | {weights} |")
-    n = min(sizes)
-    rows.append(f"\nOne standard error of an accuracy measured on {n:,} faces (each split's size) is at most "
-                f"sqrt(0.25 / {n:,}) = {100 * math.sqrt(0.25 / n):.2f} points.")
+    rows.append(_standard_error(min(sizes), "each split's size"))
     return "\n".join(rows)
 
 
@@ -80,16 +88,12 @@ def ferplus_scores_table(run_dirs: list[Path]) -> str:
         metrics = _load(run_dir, "metrics.json")
         ferplus, own = metrics["ferplus_private_test"], metrics["private_test"]
         sizes.add(ferplus["n"])
-        best = _best(history)
-        minutes = sum(h["seconds"] for h in history) / 60
-        weights = metrics.get("manifest_metrics", {}).get("weights", "fp32")
+        best, minutes, weights = _run_facts(history, metrics)
         rows.append(f"| `{run_dir.name}` | {cfg['model']} | {cfg.get('labels', 'fer2013')} | {_ingredients(cfg)} "
                     f"| {len(history)}/{cfg['epochs']} | {minutes:.0f} | {_pct(best['val_acc'])} ({best['epoch']}) "
                     f"| {_pct(ferplus['accuracy'])} | {_pct(ferplus.get('accuracy_tta'))} | {_pct(own['accuracy'])} "
                     f"| {weights} |")
-    n = min(sizes)
-    rows.append(f"\nOne standard error of an accuracy measured on {n:,} faces (PrivateTest's faces with a FER+ "
-                f"majority) is at most sqrt(0.25 / {n:,}) = {100 * math.sqrt(0.25 / n):.2f} points.")
+    rows.append(_standard_error(min(sizes), "PrivateTest's faces with a FER+ majority"))
     return "\n".join(rows)
 
 
@@ -174,9 +178,7 @@ def label_ablation_table(run_dirs: list[Path]) -> str:
         rows.append(f"| `{run_dir.name}` | {cfg['model']} | {labels} | {contempt} | {nonfaces} "
                     f"| {len(history)}/{cfg['epochs']} | {_pct(own['accuracy'])} ({own['n']:,} faces) "
                     f"| {_pct(ferplus['accuracy'])} ({ferplus['n']:,} faces) |")
-    n = min(sizes)
-    rows.append(f"\nOne standard error of an accuracy measured on {n:,} faces is at most "
-                f"sqrt(0.25 / {n:,}) = {100 * math.sqrt(0.25 / n):.2f} points.")
+    rows.append(_standard_error(min(sizes), "the smaller truth's share of PublicTest"))
     return "\n".join(rows)
 
 
