@@ -142,7 +142,7 @@ def size_parts(dist: Path = DIST, onefile: Path = ONEFILE) -> list[Part]:
         note += (f", {format_value((budget - folder) / size_mb(big))} times the largest model file "
                  f"({big.name}, {format_value(size_mb(big))} MB)")
     parts.append(Part("the budget, `MAX_BUNDLE_MB` in tests/test_bundle.py", float(budget), note))
-    zoo_files = [f for f in (internal / "models_zoo").glob("*") if f.is_file()] if models else []
+    zoo_files = [f for f in (internal / "models_zoo").glob("*") if f.is_file()]
     zoo_mb = sum(map(size_mb, zoo_files))
     parts.append(Part("the emotion models in the folder: models_zoo/ without detectors/", zoo_mb or None,
                       f"{len(zoo_files)} files; a second zoo would leave {format_value(budget - folder - zoo_mb)} MB "

@@ -16,8 +16,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+
+from app.zoo import LABEL_SOURCES, label_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +69,13 @@ PUBLISHED = [
     ("VGG13, majority voting (Barsoum et al., ICMI 2016)", 0.8385),
     ("VGG13, probabilistic label drawing (Barsoum et al., ICMI 2016)", 0.8499),
 ]
-LABELS = {"fer2013": "FER2013 labels", "ferplus-majority": "FER+ majority", "ferplus-soft": "FER+ votes"}
+
+
+def manifest_label_source(manifest: dict) -> str:
+    """:func:`app.zoo.label_source` of a manifest read as JSON, whose model files may be gone (old versions read
+    back from git by training.zoo_history): ``"FER+ votes"``, or each model's source when they differ."""
+    return label_source([SimpleNamespace(name=m["name"], labels=m.get("labels", "fer2013"))
+                         for m in manifest["models"]])
 
 
 def results_table(zoo_dir: Path = ROOT / "models_zoo", prefix: str = "", root: Path = ROOT) -> str:
@@ -85,7 +94,7 @@ def results_table(zoo_dir: Path = ROOT / "models_zoo", prefix: str = "", root: P
         met, tr = m["metrics"], m["training"]
         path = zoo_dir / m["file"]
         rows.append(
-            f"| {m['display_name']} | {LABELS.get(m.get('labels', 'fer2013'), m.get('labels'))} "
+            f"| {m['display_name']} | {LABEL_SOURCES.get(m.get('labels', 'fer2013'), m.get('labels'))} "
             f"| {_pct(met.get('public_test_accuracy'))} | {_pct(met.get('private_test_accuracy'))} "
             f"| {_pct(met.get('private_test_accuracy_tta'))} | {_pct(met.get('ferplus_public_test_accuracy'))} "
             f"| {_pct(met.get('ferplus_private_test_accuracy'))} "
@@ -120,12 +129,12 @@ def figures_table(manifest: dict, prefix: str = "", root: Path = ROOT) -> str:
     figures = [("training curves", "curves.png"), ("confusion matrix (PrivateTest, FER2013 labels)",
                                                    "confusion_matrix.png")]
     ferplus = "ferplus/confusion_matrix.png"  # training.export writes the FER+ truth's report files here
-    if any((root / m["training"]["log_dir"] / ferplus).is_file() for m in models):
+    has = {m["name"]: (root / m["training"]["log_dir"] / ferplus).is_file() for m in models}
+    if any(has.values()):
         figures.append(("confusion matrix (PrivateTest, FER+ majority)", ferplus))
     for title, png in figures:
         cells = (f"![{m['display_name']} {title}]({prefix}{m['training']['log_dir']}/{png})"
-                 if png != ferplus or (root / m["training"]["log_dir"] / png).is_file() else "—"
-                 for m in models)
+                 if png != ferplus or has[m["name"]] else "—" for m in models)
         rows.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -135,9 +144,8 @@ def headline(zoo_dir: Path = ROOT / "models_zoo") -> str:
     beside the published FER+ results, from the manifest (issue 25: README names the zoo's label source)."""
     manifest = json.loads((zoo_dir / "manifest.json").read_text())
     ens = manifest.get("ensemble", {})
-    sources = sorted({LABELS.get(m.get("labels", "fer2013"), m.get("labels")) for m in manifest["models"]})
     published = " to ".join(_pct(acc) for _, acc in PUBLISHED)
-    text = (f"The shipped models (`{zoo_dir.name}/`) are trained on {' and '.join(sources)}. On FER2013's "
+    text = (f"The shipped models (`{zoo_dir.name}/`) are trained on {manifest_label_source(manifest)}. On FER2013's "
             f"PrivateTest split, scored once, their ensemble agrees with the majority of ten FER+ labellers on "
             f"{_pct(ens.get('ferplus_private_test_accuracy'))} of faces (the published FER+ models score "
             f"{published}, Barsoum et al., ICMI 2016, on eight classes with contempt, so not like for like) and "

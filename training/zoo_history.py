@@ -15,10 +15,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
-from app.zoo import label_source
-from training.report import ROOT, _pct, block_file, replace_block
+from training.report import ROOT, _pct, block_file, manifest_label_source, replace_block
 
 MANIFEST = "models_zoo/manifest.json"
 BLOCK = "zoo-history"
@@ -75,9 +73,7 @@ def history_table(versions: list[tuple[str, dict]], models: tuple[str, ...] = ("
         ens = manifest.get("ensemble") or {}
         weights = ens.get("weights")
         w = " / ".join(f"{weights[n]:.2f}" for n in models if n in weights) if weights else "equal" if ens else "—"
-        labels = label_source([SimpleNamespace(name=m["name"], labels=m.get("labels", "fer2013"))
-                               for m in manifest["models"]])
-        rows.append(f"| `{commit}` | {labels} | " + " | ".join(cells) + f" | {w} "
+        rows.append(f"| `{commit}` | {manifest_label_source(manifest)} | " + " | ".join(cells) + f" | {w} "
                     f"| {_pct(ens.get('public_test_accuracy'))} | {_pct(ens.get('private_test_accuracy'))} "
                     f"| {_pct(ens.get('private_test_accuracy_tta'))} "
                     f"| {_pct(ens.get('ferplus_private_test_accuracy'))} |")
