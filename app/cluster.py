@@ -12,7 +12,10 @@ it finished, and the client alone writes it.
 A worker lost mid-task (killed, out of memory, its machine gone) is Dask's to handle: the scheduler runs the
 task again on another worker. A chunk that keeps killing workers (Dask gives up with ``KilledWorker`` after
 ``distributed.scheduler.allowed-failures`` deaths) is split into one task per image, and an image that still
-kills its worker is reported as locally (``app.workers.CRASHED``). Any other task failure, after
+kills its worker is reported as locally (``app.workers.CRASHED``), but only after a confirmation run alone: Dask
+blames every task its worker held when it died, so an innocent image that shared a worker with the culprit can
+reach ``KilledWorker`` too. The confirmation waits until none of this run's other tasks is out, then sends that
+image by itself; only a death there is its own. Any other task failure, after
 :data:`RETRIES` retries elsewhere, is an environment problem (a worker cannot open the zoo...) and stops the
 run with one line; what was written stays valid for ``--resume``.
 
@@ -272,6 +275,7 @@ class _Slot:
     future: Any
     split: bool = False  # a retry of one image of a chunk that kept killing its workers
     resent: int = 0  # times sent again after the scheduler cancelled it
+    confirm: bool = False  # one image sent alone, to tell the culprit from a neighbour that died with it
 
 
 class Cluster:
@@ -370,7 +374,8 @@ class Cluster:
         stopping = False
         try:
             while True:
-                while not stopping and len(pending) < ahead_cap and sum(
+                confirming = any(s.confirm for s in pending)  # nothing new goes out until the image is judged
+                while not stopping and not confirming and len(pending) < ahead_cap and sum(
                         1 for s in pending if not s.future.done()) < running_cap:
                     if should_stop():
                         stopping = True
@@ -382,8 +387,14 @@ class Cluster:
                 if not pending:
                     return
                 head = pending[0]
+                if head.confirm and head.future is None:  # send it alone, once everything else of ours is back
+                    others = [s.future for s in pending if s.future is not None and not s.future.done()]
+                    if others:
+                        _wait_any(others)
+                        continue
+                    head.future = self._submit(head.items, out_dir, opts)
                 if not head.future.done():
-                    _wait_any([s.future for s in pending])
+                    _wait_any([s.future for s in pending if s.future is not None])
                     continue
                 pending.popleft()
                 if head.future.status == "error":
@@ -395,16 +406,16 @@ class Cluster:
                                          "restart or lose this client?); what was labelled is saved, rerun with "
                                          "--resume")
                     pending.appendleft(_Slot(head.items, self._submit(head.items, out_dir, opts), head.split,
-                                             head.resent + 1))
+                                             head.resent + 1, head.confirm))
                     continue
                 for it, (rec, rows, note, files) in zip(head.items, head.future.result(), strict=True):
                     note = self._write_pictures(it, rec, files, out_dir) or note
                     yield it, rec, rows, note
                 head.future.release()
         finally:
-            if pending:
+            if any(s.future is not None for s in pending):
                 with contextlib.suppress(Exception):
-                    self.client.cancel([s.future for s in pending])
+                    self.client.cancel([s.future for s in pending if s.future is not None])
 
     def _failed(self, slot: _Slot, pending: deque[_Slot], out_dir: Path, opts: Options) -> Iterator:
         from distributed import KilledWorker
@@ -417,6 +428,9 @@ class Cluster:
         if len(slot.items) > 1:  # one of these images kills its worker: find which, one task per image
             for it in reversed(slot.items):
                 pending.appendleft(_Slot([it], self._submit([it], out_dir, opts), split=True))
+            return
+        if not slot.confirm:  # maybe it only shared a worker with the culprit: judge it alone
+            pending.appendleft(_Slot(slot.items, None, split=True, confirm=True))
             return
         it = slot.items[0]
         rec = {"key": key(it.path), "image": str(it.path), "faces": 0, "error": CRASHED}
