@@ -118,3 +118,38 @@ def test_summary_names_classes_and_adds_kl_and_ece_with_votes():
     assert s["ece"] == pytest.approx(0.0, abs=1e-12)  # confidence 0.8, 8 of 10 right
     with pytest.raises(ValueError):
         summary(labels, probs[:, :6])
+
+
+def test_evaluate_score_carries_the_balanced_metrics_and_kl_ece_with_votes():
+    from training.evaluate import score, score_line
+
+    labels = np.array([0] * 8 + [1] * 2)
+    images = np.zeros((10, 48, 48), np.uint8)
+    logits = np.log(np.array([[0.8, 0.2, 0, 0, 0, 0, 0]]) + 1e-12).astype(np.float32)
+    m = score(lambda x: np.repeat(logits, len(x), axis=0), images, labels, tta=True,
+              votes_dist=np.tile(np.array([0.8, 0.2, 0, 0, 0, 0, 0]), (10, 1)))
+    assert m["accuracy"] == pytest.approx(0.8) and m["mean_class_recall"] == pytest.approx(0.5)
+    assert m["macro_f1"] == pytest.approx(4 / 9) and m["mean_class_recall_tta"] == pytest.approx(0.5)
+    assert m["kl"] == pytest.approx(0.0, abs=1e-5) and m["ece"] == pytest.approx(0.0, abs=1e-5)
+    assert {"confusion_matrix", "per_class_recall", "roc_auc", "accuracy_tta"} <= set(m)  # the old keys stay
+    line = score_line(m, "FER+ majority")
+    assert line.startswith("accuracy 0.8000, mean class recall 0.5000, macro-F1 0.4444 on 10 images (FER+ majority), "
+                           "KL 0.0000, ECE 0.0000")
+    assert "kl" not in score(lambda x: np.repeat(logits, len(x), axis=0), images, labels)
+
+
+def test_truth_distribution_is_aligned_with_truth_split():
+    from training.datasets import Split
+    from training.ferplus import Votes, truth_distribution, truth_split
+
+    # canonical vote columns: the seven emotions, contempt, unknown, not-a-face
+    votes = {"row:0": [6, 0, 0, 4, 0, 0, 0, 0, 0, 0],  # angry majority
+             "row:1": [5, 0, 0, 5, 0, 0, 0, 0, 0, 0],  # a tie: no majority, leaves both
+             "row:2": [0, 0, 0, 1, 0, 0, 7, 2, 0, 0]}  # neutral; contempt dropped from the distribution
+    v = Votes({k: np.array(x, np.float32) for k, x in votes.items()}, "test")
+    split = Split(np.zeros((3, 48, 48), np.uint8), np.zeros(3, np.int64), np.array(list(votes)))
+    kept = truth_split(split, v)
+    dist = truth_distribution(split, v)
+    assert kept.labels.tolist() == [0, 6] and dist.shape == (2, 7)
+    np.testing.assert_allclose(dist[0], [0.6, 0, 0, 0.4, 0, 0, 0])
+    np.testing.assert_allclose(dist[1], [0, 0, 0, 1 / 8, 0, 0, 7 / 8])

@@ -65,11 +65,12 @@ def export_and_register(
     the FER+ report files under ``<eval_dir>/ferplus/``); ``labels`` is the model's label source, recorded in
     the manifest, and its truth is the one the weight-format tolerance is judged on.
     """
-    from training.ferplus import truth_split
+    from training.ferplus import truth_distribution, truth_split
 
     fp_val = fp_test = None
     if votes is not None:
         fp_val, fp_test = truth_split(data.val, votes), truth_split(data.test, votes)
+        dist_val, dist_test = truth_distribution(data.val, votes), truth_distribution(data.test, votes)
     judged = fp_val if (fp_val is not None and labels != "fer2013") else data.val
     from training.compress import compress
 
@@ -105,9 +106,9 @@ def export_and_register(
     }
     full = {"public_test": val, "private_test": test}
     if fp_val is not None:
-        fval = score(predict, fp_val.images, fp_val.labels, tta=True)
+        fval = score(predict, fp_val.images, fp_val.labels, tta=True, votes_dist=dist_val)
         ftest = score(predict, fp_test.images, fp_test.labels, None if test_dir is None else test_dir / "ferplus",
-                      tta=True, title=f"{shown} on PrivateTest, FER+ majority")
+                      tta=True, title=f"{shown} on PrivateTest, FER+ majority", votes_dist=dist_test)
         metrics.update({
             "ferplus_public_test_accuracy": round(fval["accuracy"], 4),
             "ferplus_private_test_accuracy": round(ftest["accuracy"], 4),

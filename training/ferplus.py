@@ -209,3 +209,10 @@ def truth_split(split: Split, votes: Votes) -> Split:
     y = truth(split, votes)
     kept = split.take(y >= 0)
     return Split(kept.images, y[y >= 0], kept.keys)
+
+
+def truth_distribution(split: Split, votes: Votes) -> np.ndarray:
+    """The vote distributions (float32 [M,7], contempt dropped) of :func:`truth_split`'s faces, row for row:
+    what KL(votes || predicted) is measured against."""
+    v = votes.for_split(split)
+    return distribution(v, "drop")[majority(v, "drop") >= 0]

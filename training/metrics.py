@@ -106,7 +106,7 @@ def kl_votes(votes_dist: np.ndarray, probs: np.ndarray, eps: float = 1e-7) -> fl
     if not len(v):
         return float("nan")
     logs = np.log(np.where(v > 0, v, 1.0)) - np.log(np.clip(p, eps, None))
-    return float(np.where(v > 0, v * logs, 0.0).sum(axis=1).mean())
+    return max(0.0, float(np.where(v > 0, v * logs, 0.0).sum(axis=1).mean()))  # no rounding below 0
 
 
 def summary(labels: np.ndarray, probs: np.ndarray, votes_dist: np.ndarray | None = None, bins: int = 15) -> dict:
