@@ -90,6 +90,16 @@ def validation_split(cfg: TrainConfig, data: FER2013, votes=None):  # noqa: ANN0
     return truth_split(data.val, votes if votes is not None else label_votes(cfg))
 
 
+def validation_rows(cfg: TrainConfig, data: FER2013, votes=None) -> np.ndarray | None:  # noqa: ANN001
+    """Which PublicTest rows :func:`validation_split` keeps, in its order (indices into ``data.val``), or None
+    when it keeps them all in order (FER2013 labels). With FER+ labels the faces without a FER+ majority leave."""
+    if cfg.labels == "fer2013":
+        return None
+    from training.ferplus import truth
+
+    return np.flatnonzero(truth(data.val, votes if votes is not None else label_votes(cfg)) >= 0)
+
+
 @dataclass(frozen=True)
 class ResidentSet:
     """A split on the device: ``images`` uint8 [N,H,W], ``labels`` int64 [N], for distillation the teacher's

@@ -69,6 +69,12 @@ class TrainConfig:
     ferplus: str | None = None
     contempt: str = "drop"  # drop | disgust: FER+'s eighth emotion, left out or folded into disgust
     keep_nonfaces: bool = False
+    # Balanced objectives (training.losses, issue 34), both through the training set's class prior: the label
+    # loss on logits + tau * log(prior) (logit adjustment; tau 1 = balanced softmax), and the targets
+    # re-weighted by prior**(-beta) per class (renormalised per row; per-row weights for hard labels).
+    # 0 = the plain loss; inference always uses the plain logits.
+    logit_adjust: float = 0.0
+    target_reweight: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -102,6 +108,11 @@ class TrainConfig:
             (self.contempt in CONTEMPT_RULES, f"contempt must be one of {', '.join(CONTEMPT_RULES)}"),
             (not (self.class_weighted and self.labels == "ferplus-soft"),
              "class_weighted does not apply to ferplus-soft's vote distributions"),
+            (self.logit_adjust >= 0 and math.isfinite(self.logit_adjust), "logit_adjust must be >= 0 (tau; 0 = off)"),
+            (self.target_reweight >= 0 and math.isfinite(self.target_reweight),
+             "target_reweight must be >= 0 (beta; 0 = off)"),
+            (not (self.class_weighted and self.target_reweight),
+             "class_weighted and target_reweight both re-weight by class: choose one"),
         ]
         for ok, message in checks:
             if not ok:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training import checkpoint, distributed
+from training import checkpoint, distributed, metrics
 from training.averaging import WeightAverage
 from training.batches import (
     ResidentSet,
@@ -40,6 +40,7 @@ from training.batches import (
     online_augment,
     training_arrays,
     training_set,
+    validation_rows,
     validation_split,
 )
 from training.compress import FORMATS as WEIGHT_FORMATS
@@ -48,8 +49,8 @@ from training.datasets import FER2013, DatasetError, load_fer2013
 from training.device import DEVICE_HELP, describe
 from training.distill import TEACHERS_HELP, soft_targets
 from training.events import summary_writer
-from training.ferplus import CONTEMPT_RULES, LABEL_SOURCES, LABELS_HELP
-from training.losses import Targets, batch_loss
+from training.ferplus import CONTEMPT_RULES, EMOTIONS, LABEL_SOURCES, LABELS_HELP
+from training.losses import Targets, batch_loss, class_prior
 from training.models import MODEL_NAMES, build_model, count_parameters
 from training.precision import Precision, choose_precision, make_scaler
 from training.summary import images_seen, training_summary
@@ -109,6 +110,7 @@ class Runtime:
     precision: Precision
     dist: distributed.Dist
     weight: torch.Tensor | None  # class weights on the device, or None
+    prior: torch.Tensor | None = None  # the training set's class prior on the device (training.losses)
 
     def record(self) -> dict:
         """Device fields of every history.json row (and so of the manifest's training record)."""
@@ -121,24 +123,62 @@ class Runtime:
         return f"device {info['device']} ({info['device_name']}), torch {info['torch']}, {self.precision.name}{procs}"
 
 
+@dataclass(frozen=True)
+class SplitScore:
+    """A split scored by :func:`evaluate_split`: plain cross-entropy and accuracy, the confusion matrix (rows
+    true, columns predicted) and, when kept, the logits of every row in the split's order."""
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # int64 [C,C]
+    logits: np.ndarray | None = None  # float32 [N,C]
+
+    @property
+    def mean_recall(self) -> float:
+        return metrics.mean_class_recall(self.confusion)
+
+    @property
+    def macro_f1(self) -> float:
+        return metrics.macro_f1(self.confusion)
+
+
 @torch.inference_mode()
-def evaluate_split(model: torch.nn.Module, split: ResidentSet, rt: Runtime, batch: int = 512):
-    """(loss, accuracy) in fp32, the exported model's precision; each process scores its share, then all
-    processes agree on the sums."""
+def evaluate_split(model: torch.nn.Module, split: ResidentSet, rt: Runtime, batch: int = 512,
+                   keep_logits: bool = False) -> SplitScore:
+    """Loss, accuracy and the confusion matrix in fp32, the exported model's precision, on the plain logits
+    (what inference uses, whatever the training loss adjusted); each process scores its share, accumulating
+    on the device, then all processes agree on the sums. ``keep_logits`` also returns every row's logits."""
     model.eval()
-    n = len(split)
+    n, c = len(split), len(EMOTIONS)
     share = -(-n // rt.dist.world)
     lo, hi = rt.dist.rank * share, min(n, (rt.dist.rank + 1) * share)
     loss = torch.zeros((), dtype=_sum_dtype(rt.device), device=rt.device)
-    correct = torch.zeros((), dtype=_sum_dtype(rt.device), device=rt.device)
+    cm = torch.zeros(c * c, dtype=torch.int64, device=rt.device)
+    kept = torch.zeros((n, c), dtype=torch.float32, device=rt.device) if keep_logits else None
     for i in range(lo, hi, batch):
         idx = torch.arange(i, min(i + batch, hi), device=rt.device)
         x, y = split.batch(idx)
         logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-    total_loss, total_correct = distributed.all_sum(torch.stack([loss, correct]), rt.dist, rt.device).tolist()
-    return total_loss / max(n, 1), total_correct / max(n, 1)
+        cm += torch.bincount(y * c + logits.argmax(1), minlength=c * c)
+        if kept is not None:
+            kept[i : i + len(idx)] = logits
+    sums = distributed.all_sum(torch.cat([loss.reshape(1), cm.to(loss.dtype)]), rt.dist, rt.device)
+    matrix = sums[1:].round().long().numpy().reshape(c, c)
+    all_logits = None
+    if kept is not None:  # each process filled its own rows, zeros elsewhere: the sum is every row
+        all_logits = distributed.all_sum(kept, rt.dist, rt.device).numpy().astype(np.float32)
+    return SplitScore(float(sums[0]) / max(n, 1), float(np.trace(matrix)) / max(n, 1), matrix, all_logits)
+
+
+def save_outputs(run_dir: Path, name: str, logits: np.ndarray, info: dict) -> None:
+    """``<name>_logits.npy`` and ``<name>.json`` (which rows, which epoch), each written whole or not at all."""
+    tmp = run_dir / f".{name}_logits.npy"
+    np.save(tmp, logits.astype(np.float32))
+    os.replace(tmp, run_dir / f"{name}_logits.npy")
+    tmp = run_dir / f".{name}.json"
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, run_dir / f"{name}.json")
 
 
 def _check_finite(loss_sum: torch.Tensor, rt: Runtime, epoch: int, step: int) -> None:
@@ -180,7 +220,7 @@ def train_epoch(model, opt, sched, scaler, rt: Runtime, train_set: ResidentSet, 
             logits = model(x)
         targets = Targets(y, train_set.labels[glob] if world > 1 else y,
                           None if train_set.soft is None else train_set.soft[idx], perm, lam,
-                          None if train_set.dist is None else train_set.dist[idx])
+                          None if train_set.dist is None else train_set.dist[idx], rt.prior)
         loss = batch_loss(logits.float(), targets, cfg, rt.weight, world)
         opt.zero_grad(set_to_none=True)
         if scaler is not None:  # fp16: scale the loss so small gradients survive, unscale before the step
@@ -260,6 +300,11 @@ def fit(
     ``--device`` spelling (training.device); under torchrun this is one process of a DDP run and only rank 0
     writes files. Checkpoints are always written with CPU tensors. ``compile_model`` wraps the model in
     ``torch.compile`` (README says where that measured faster).
+
+    Besides the checkpoints, ``run_dir`` gets ``prior.json`` (the training class prior the balanced losses
+    use) and, rewritten whenever validation improves, so the best epoch's at the end, ``publictest_logits.npy``
+    (float32 [N,7], the validation split's rows in order) with ``publictest.json`` (which PublicTest rows those
+    are, the epoch): prior correction, calibration and KL need no checkpoint afterwards.
     """
     cfg.validate()
     ctx = distributed.current()
@@ -280,9 +325,12 @@ def fit(
     train_set = ResidentSet.put(images, labels, dev, soft, ts.dist)
     val = validation_split(cfg, data, votes)
     val_set = ResidentSet.put(val.images, val.labels, dev)
+    val_rows = validation_rows(cfg, data, votes)
+    prior = class_prior(labels, ts.dist, len(EMOTIONS))
 
     precision = choose_precision(dev, cfg.bf16)
-    rt = Runtime(dev, precision, ctx, class_weights(labels).to(dev) if cfg.class_weighted else None)
+    rt = Runtime(dev, precision, ctx, class_weights(labels).to(dev) if cfg.class_weighted else None,
+                 torch.tensor(prior, dtype=torch.float32, device=dev))
     scaler = make_scaler(precision, dev)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed 48x48 inputs: pick the fastest kernels once
@@ -319,6 +367,18 @@ def fit(
         model = torch.compile(model)
     if main_rank:
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        (run_dir / "prior.json").write_text(json.dumps({
+            "classes": list(EMOTIONS), "prior": [round(float(x), 8) for x in prior],
+            "source": "mean of the training vote distributions" if ts.dist is not None
+            else "training label frequencies", "train_images": len(labels),
+        }, indent=2))
+    val_info = {
+        "split": "PublicTest",
+        "truth": "FER2013 labels" if cfg.labels == "fer2013" else "FER+ majority (contempt dropped)",
+        "rows_note": "rows: indices into PublicTest of the faces scored, in this order (the faces with a FER+ "
+        "majority, training.ferplus.truth_split); null = every PublicTest face in order",
+        "n": len(val_set), "rows": None if val_rows is None else val_rows.tolist(),
+    }
 
     writer = summary_writer(run_dir, progress, "history.json and curves.png") if tensorboard and main_rank \
         else None
@@ -337,15 +397,18 @@ def fit(
                                                   average)
         # with weight averaging, the averaged weights are the ones validated, kept as best.pt and exported
         chosen = net if average is None else average.model
-        val_loss, val_acc = evaluate_split(chosen, val_set, rt)
+        val_score = evaluate_split(chosen, val_set, rt, keep_logits=True)
+        val_loss, val_acc = val_score.loss, val_score.accuracy
         seconds += secs
         row = {
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-            "val_acc": val_acc, "lr": sched.get_last_lr()[0], "seconds": secs,
+            "val_acc": val_acc, "val_mean_recall": val_score.mean_recall, "val_macro_f1": val_score.macro_f1,
+            "lr": sched.get_last_lr()[0], "seconds": secs,
             "images_per_second": steps_per_epoch * cfg.batch_size / secs, **rt.record(),
         }
         if average is not None:  # the raw weights' score too: the evidence of what averaging adds
-            row["val_loss_raw"], row["val_acc_raw"] = evaluate_split(net, val_set, rt)
+            raw = evaluate_split(net, val_set, rt)
+            row["val_loss_raw"], row["val_acc_raw"] = raw.loss, raw.accuracy
         history.append(row)
         improved = val_acc > best_acc
         if improved:
@@ -356,6 +419,10 @@ def fit(
             if improved:
                 best = _cpu_tensors(chosen.state_dict())
                 checkpoint.save({**meta, "model": best, "epoch": epoch, "val_acc": val_acc}, best_path)
+                # the best epoch's PublicTest logits, kept beside the checkpoint (and after it is deleted):
+                # prior correction, calibration and KL can be computed from them later, resumed runs included
+                save_outputs(run_dir, "publictest", val_score.logits,
+                             {**val_info, "epoch": epoch, "val_acc": val_acc})
             checkpoint.save({
                 **meta, "model": _cpu_tensors(net.state_dict()), "optimizer": _cpu_tensors(opt.state_dict()),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if scaler else None,
@@ -366,12 +433,14 @@ def fit(
             (run_dir / "history.json").write_text(json.dumps(history, indent=2))
             plot_curves(history, run_dir / "curves.png", title=f"{cfg.model} ({run_dir.name})")  # watchable mid-run
         if writer is not None:
-            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second"):
+            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "val_mean_recall", "val_macro_f1", "lr",
+                      "images_per_second"):
                 writer.add_scalar(k.replace("_", "/", 1), row[k], epoch)
             writer.flush()
         if progress and main_rank:
             print(f"epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-                  f"val loss {val_loss:.4f} acc {val_acc:.4f}  {row['images_per_second']:.0f} img/s  "
+                  f"val loss {val_loss:.4f} acc {val_acc:.4f} mean recall {val_score.mean_recall:.4f}  "
+                  f"{row['images_per_second']:.0f} img/s  "
                   f"{secs:.0f}s{'  *best' if best_epoch == epoch else ''}", flush=True)
     if stopped_early and progress and main_rank:
         print(f"early stop: no validation improvement for {cfg.patience} epochs")
@@ -418,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m training.train --model cnn --data ../shared/data/fer2013 --resume   # after a kill\n"
         "  python -m training.train --config training/configs/cnn-ferplus.json --data ../shared/data/fer2013 "
         "--labels ferplus-soft --ferplus ../shared/data/ferplus/ferplus_votes.csv\n"
+        "  python -m training.train --config training/configs/cnn-ferplus.json --data ../shared/data/fer2013 "
+        "--logit-adjust 1.0   # balanced softmax on the FER+ votes\n"
         "  python -m training.train --model resnet18 --data ../shared/data/fer2013 --device cuda:1\n"
         "  torchrun --nproc_per_node 4 -m training.train --model cnn --data ../shared/data/fer2013 --device cuda\n"
         "    (one model on 4 GPUs; --batch-size and --lr stay global; --resume works the same way)",
@@ -466,6 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
       "(default: drop)")
     a("--keep-nonfaces", action="store_true", default=None, help="keep images FER+ marks as not a face in the "
       "training set (default: they leave it when --ferplus is given)")
+    a("--logit-adjust", type=float, metavar="TAU", help="logit-adjusted label loss (Menon et al., ICLR 2021): "
+      "cross-entropy on logits + TAU * log(training class prior), so the model stops leaning on the big classes "
+      "(neutral, happy); 1 = balanced softmax (Ren et al., 2020); inference uses the plain logits; the prior is "
+      "the mean vote distribution for ferplus-soft, else the label frequencies, saved as prior.json "
+      "(default: 0 = off)")
+    a("--target-reweight", type=float, metavar="BETA", help="class-balanced targets: multiply each vote "
+      "distribution by prior**-BETA per class and renormalise it (hard labels: row weights prior[y]**-BETA, mean "
+      "1 per batch), e.g. 0.5 (default: 0 = off)")
     a("--patience", type=int, help="early stop after this many epochs without validation gain (default: 10); "
       "with --resume it replaces the run's own, e.g. to let an early-stopped onecycle run finish its schedule")
     a("--seed", type=int, help="random seed (default: 0)")
@@ -496,7 +575,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     direct = ["model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler",
               "label_smoothing", "class_weighted", "online_aug", "erase", "patience", "seed", "limit", "augmented",
               "bf16", "channels_last", "distill", "distill_alpha", "distill_temperature", "distill_teachers", "ema",
-              "mix", "mix_alpha", "labels", "ferplus", "contempt", "keep_nonfaces"]
+              "mix", "mix_alpha", "labels", "ferplus", "contempt", "keep_nonfaces", "logit_adjust", "target_reweight"]
     for key in direct:
         value = getattr(args, key)
         if value is not None:
