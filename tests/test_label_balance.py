@@ -187,3 +187,120 @@ def test_validation_rows_with_ferplus_labels_are_the_faces_with_a_majority():
     assert rows.tolist() == [0, 3]
     np.testing.assert_array_equal(validation_split(cfg, data, votes).images, val.images[rows])
     assert validation_rows(_cfg(), data, votes) is None  # FER2013 labels: every row, in order
+
+
+# --------------------------------------------------------------------------- python -m training.label_ablation
+
+
+def _ferplus_csv(tmp_path, seed: int = 0):
+    """fer2013.csv of learnable synthetic faces and a fer2013new.csv whose votes lean on each face's label."""
+    import csv
+
+    from tests.fer_synth import make_fer, write_csv
+    from training.ferplus import EMOTION_COLUMN, VOTE_COLUMNS
+
+    data = make_fer(140, 42, 14)
+    write_csv(data, tmp_path / "fer2013.csv")
+    column_of = {idx: VOTE_COLUMNS.index(col) for col, idx in EMOTION_COLUMN.items()}
+    rng = np.random.default_rng(seed)
+    with open(tmp_path / "fer2013new.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Usage", "Image name", *VOTE_COLUMNS])
+        n = 0
+        for split, usage in (("train", "Training"), ("val", "PublicTest"), ("test", "PrivateTest")):
+            for label in data.split(split).labels:
+                v = [0] * 10
+                v[column_of[int(label)]] += 7
+                v[int(rng.integers(0, 7))] += 3  # sometimes the label itself: unanimous faces too
+                w.writerow([usage, f"fer{n:07d}.png", *v])
+                n += 1
+    cfg = {"model": "ff", "model_params": {"hidden": [64, 32]}, "epochs": 2, "batch_size": 16, "lr": 3e-3,
+           "patience": 99, "seed": 1, "labels": "ferplus-soft", "ferplus": str(tmp_path / "fer2013new.csv"),
+           "online_aug": "none", "augmented": "data/missing-archive.npz"}  # the driver trains on the originals
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    return ["--config", str(tmp_path / "cfg.json"), "--data", str(tmp_path / "fer2013.csv"), "--out",
+            str(tmp_path / "abl"), "--threads", "1", "--quiet"]
+
+
+def test_label_ablation_resumes_skips_and_tabulates(tmp_path, monkeypatch, capsys):
+    from tests.kill import Kill
+    from training import label_ablation, train
+
+    args = _ferplus_csv(tmp_path)
+    out = tmp_path / "abl"
+    real_epoch = train.train_epoch
+    calls = {"n": 0}
+
+    def dying_epoch(*a):  # killed as the logit-adjusted arm (the second) starts its second epoch
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise Kill
+        return real_epoch(*a)
+
+    monkeypatch.setattr(train, "train_epoch", dying_epoch)
+    with pytest.raises(Kill):
+        label_ablation.main(args)
+    monkeypatch.setattr(train, "train_epoch", real_epoch)
+    assert (out / "plain" / "done.json").exists() and not list((out / "plain").glob("*.pt"))
+    assert (out / "logit-adjusted" / "last.pt").exists() and not (out / "logit-adjusted" / "done.json").exists()
+    assert label_ablation.main([*args, "--epochs", "3"]) == 2  # the unfinished arm's schedule was for 2 epochs
+    assert "another config" in capsys.readouterr().err
+
+    assert label_ablation.main(args) == 0
+    for arm in label_ablation.ARMS:
+        history = json.loads((out / arm / "history.json").read_text())
+        assert [h["epoch"] for h in history] == [1, 2], arm
+        assert not list((out / arm).glob("*.pt")) and (out / arm / "publictest_logits.npy").exists()
+        cfg = json.loads((out / arm / "config.json").read_text())
+        assert cfg["augmented"] is None and cfg["epochs"] == 2
+    assert json.loads((out / "logit-adjusted" / "config.json").read_text())["logit_adjust"] == 1.0
+    assert json.loads((out / "reweighted" / "config.json").read_text())["target_reweight"] == 0.5
+    capsys.readouterr()
+    assert label_ablation.main(args) == 0
+    assert capsys.readouterr().out.count("skipped") == 3
+
+    assert label_ablation.main([*args, "--table", "--ferplus", str(tmp_path / "fer2013new.csv")]) == 0
+    text = capsys.readouterr().out
+    for row in ("| plain |", "| logit-adjusted |", "| reweighted |", "| plain, prior correction tau 0.25 |",
+                "| plain, prior correction tau 1 |", "By the rule in docs/results.md"):
+        assert row in text
+    assert (out / "label-ablation.md").read_text().strip() == text.strip()
+
+
+def test_label_ablation_rejects_unknown_arms_and_fer2013_labels(tmp_path, capsys):
+    from training import label_ablation
+
+    args = _ferplus_csv(tmp_path)
+    assert label_ablation.main([*args, "--arms", "plain,balanced"]) == 2
+    assert "unknown arm(s) balanced" in capsys.readouterr().err
+    (tmp_path / "fer.json").write_text(json.dumps({"model": "ff", "labels": "fer2013"}))
+    assert label_ablation.main(["--config", str(tmp_path / "fer.json"), "--data", "x.csv"]) == 2
+    assert "FER+" in capsys.readouterr().err
+
+
+def test_help_explains_every_option_with_examples(capsys):
+    from training import label_ablation
+
+    with pytest.raises(SystemExit):
+        label_ablation.main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--config", "--data", "--arms", "--epochs", "--augmented", "--threads", "--device", "--table",
+                   "--ferplus", "--out", "--limit", "examples:", "logit_adjust"):
+        assert option in text
+
+
+def test_the_rule_takes_recall_within_a_point_of_the_best_accuracy_and_ties_to_the_simpler():
+    from training.label_ablation import Candidate, choose
+
+    def c(name, kind, acc, mcr):
+        return Candidate(name, kind, {"accuracy": acc, "mean_class_recall": mcr})
+
+    plain = c("plain", "plain", 0.870, 0.720)
+    corrected = c("tau 0.5", "prior correction", 0.862, 0.760)
+    loss = c("logit-adjusted", "changed loss", 0.858, 0.790)  # 1.2 points below the best: out
+    assert choose([plain, corrected, loss]).name == "tau 0.5"
+    near = c("reweighted", "changed loss", 0.865, 0.7625)  # within 0.3 of the prior correction's recall: simpler wins
+    assert choose([plain, corrected, near]).name == "tau 0.5"
+    better = c("reweighted", "changed loss", 0.865, 0.7700)  # a full point of recall more: it wins
+    assert choose([plain, corrected, better]).name == "reweighted"
+    assert choose([plain]).name == "plain"
