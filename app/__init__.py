@@ -23,26 +23,27 @@ __version__ = "0.2.0.dev0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "Labeler": "app.labeler",
-    "PhotoResult": "app.labeler",
-    "FaceResult": "app.labeler",
-    "Prediction": "app.labeler",
-    "Box": "app.detect",
+    "Labeler": "app.video",
+    "PhotoResult": "app.core",
+    "FaceResult": "app.core",
+    "Prediction": "app.core",
+    "Box": "app.core",
     "DETECTORS": "app.detect",
-    "EMOTIONS": "app.emotions",
-    "ImageError": "app.imageio",
-    "ZooError": "app.zoo",
+    "EMOTIONS": "app.core",
+    "ImageError": "app.core",
+    "EmotionLensError": "app.core",
+    "ZooError": "app.models",
     "VideoError": "app.video",
-    "VideoOptions": "app.video_label",
-    "VideoFrame": "app.video_label",
-    "TrackFace": "app.video_label",
-    "labels_header": "app.labels_csv",
-    "photo_rows": "app.labels_csv",
-    "frames_header": "app.video_rows",
-    "frame_rows": "app.video_rows",
-    "tracks_header": "app.video_rows",
-    "track_rows": "app.video_rows",
-    "video_series": "app.video_rows",
+    "VideoOptions": "app.video",
+    "VideoFrame": "app.video",
+    "TrackFace": "app.video",
+    "labels_header": "app.outputs",
+    "photo_rows": "app.outputs",
+    "frames_header": "app.outputs",
+    "frame_rows": "app.outputs",
+    "tracks_header": "app.outputs",
+    "track_rows": "app.outputs",
+    "video_series": "app.outputs",
 }
 __all__ = [
     "__version__",
@@ -54,6 +55,7 @@ __all__ = [
     "DETECTORS",
     "EMOTIONS",
     "ImageError",
+    "EmotionLensError",
     "ZooError",
     "VideoError",
     "VideoOptions",
@@ -69,15 +71,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from app.detect import DETECTORS, Box
-    from app.emotions import EMOTIONS
-    from app.imageio import ImageError
-    from app.labeler import FaceResult, Labeler, PhotoResult, Prediction
-    from app.labels_csv import labels_header, photo_rows
-    from app.video import VideoError
-    from app.video_label import TrackFace, VideoFrame, VideoOptions
-    from app.video_rows import frame_rows, frames_header, track_rows, tracks_header, video_series
-    from app.zoo import ZooError
+    from app.core import EMOTIONS, Box, FaceResult, ImageError, PhotoResult, Prediction
+    from app.detect import DETECTORS
+    from app.models import Labeler, ZooError
+    from app.outputs import (
+        frame_rows,
+        frames_header,
+        labels_header,
+        photo_rows,
+        track_rows,
+        tracks_header,
+        video_series,
+    )
+    from app.video import TrackFace, VideoError, VideoFrame, VideoOptions
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,6 @@
 """Entry point: ``python -m app [IMAGE]`` opens the window; ``--self-test`` labels the bundled sample photo and
-sample clip; ``--webcam [INDEX]`` labels a camera live (in the window, or ``--headless`` on the console, app.live).
+sample clip; ``--webcam [INDEX]`` labels a camera live (in the window, or ``--headless`` on the console,
+app.video._live).
 
 The self-test never imports tkinter, so it works on a server, in CI and in a frozen (PyInstaller) build
 without a display: it is the quickest proof that the models load and give sensible answers.
@@ -16,9 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+from app.core import one_line
 
 
 def face_line(face: Any, models: list[Any]) -> str:
@@ -36,31 +35,30 @@ def face_line(face: Any, models: list[Any]) -> str:
 
 def sample_photo_path() -> Path:
     """The bundled sample photo, found the same way from a checkout, a wheel or a PyInstaller bundle."""
-    from app.zoo import resource_path
+    from app.core import resource_path
 
     return Path(resource_path("app", "assets", "sample.jpg"))
 
 
 def sample_clip_path() -> Path:
-    """The sample clip (app/sample_clip.py: 1.5 s pan and zoom over the sample photo, made on first use)."""
-    from app.sample_clip import sample_clip
+    """The sample clip (app/video/_sample_clip.py: 1.5 s pan and zoom over the sample photo, made on first use)."""
+    from app.video import sample_clip
 
     return sample_clip()
 
 
 def clip_self_test(labeler: Any, path: Path, eye_check: bool, tta: bool, detector: str) -> str:
-    """Label ``path`` with tracked faces (``Labeler.label_video``) and return the self-test's clip line:
+    """Label ``path`` with tracked faces (``app.video.label_video``) and return the self-test's clip line:
     ``clip sample_clip.mp4 (320x240): 45 frames, 1 track: track 1 happy 81% smoothed (45 frames) in 640 ms``,
     each track's label being its smoothed ensemble at its last frame. Raises ``ValueError`` (``VideoError``)
     for a clip that cannot be decoded, ``ImportError`` without PyAV, ``LookupError`` when no face is tracked."""
-    from app.video import probe
-    from app.video_label import VideoOptions
+    from app.video import VideoOptions, label_video, probe
 
     t0 = time.perf_counter()
     info = probe(path)
     n = 0
     tracks: dict[int, tuple[int, Any]] = {}  # track -> (frames seen, last smoothed prediction)
-    for frame in labeler.label_video(path, VideoOptions(detector=detector, eye_check=eye_check, tta=tta)):
+    for frame in label_video(labeler, path, VideoOptions(detector=detector, eye_check=eye_check, tta=tta)):
         n += 1
         for face in frame.faces:
             tracks[face.track] = (tracks.get(face.track, (0, None))[0] + 1, face.smooth)
@@ -80,22 +78,21 @@ def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike
     proof that PyAV came along) and prints one ``clip ...`` line; exit 1 if the clip cannot be decoded or no
     face is tracked in it."""
     t0 = time.perf_counter()
+    from app.core import ImageError
     from app.detect import DETECTORS
-    from app.imageio import ImageError
-    from app.labeler import Labeler
-    from app.zoo import ZooError
+    from app.models import Labeler, ZooError
 
     try:
         labeler = Labeler(zoo_dir=zoo_dir)
     except ZooError as e:
-        print(f"emotionlens: self-test failed: {_one_line(e)}", file=sys.stderr)
+        print(f"emotionlens: self-test failed: {one_line(e, limit=None)}", file=sys.stderr)
         return 1
     t_load = time.perf_counter() - t0
     path = Path(image) if image is not None else sample_photo_path()
     try:
         result = labeler.label_file(path, eye_check=eye_check, tta=tta, detector=detector or DETECTORS[0])
     except (ImageError, RuntimeError) as e:  # RuntimeError: a missing or corrupt detector file
-        print(f"emotionlens: self-test failed: {_one_line(e)}", file=sys.stderr)
+        print(f"emotionlens: self-test failed: {one_line(e, limit=None)}", file=sys.stderr)
         return 1
     if not result.faces:
         print(f"emotionlens: self-test failed: no face found in {path}", file=sys.stderr)
@@ -119,11 +116,11 @@ def self_test(image: str | os.PathLike | None = None, zoo_dir: str | os.PathLike
         clip = sample_clip_path()
         line = clip_self_test(labeler, clip, eye_check, tta, detector or DETECTORS[0])
     except ImportError as e:
-        print(f"emotionlens: self-test failed: cannot decode video, PyAV is missing ({_one_line(e)})",
+        print(f"emotionlens: self-test failed: cannot decode video, PyAV is missing ({one_line(e, limit=None)})",
               file=sys.stderr)
         return 1
     except (ValueError, LookupError, RuntimeError, OSError) as e:  # ValueError: app.video.VideoError
-        print(f"emotionlens: self-test failed: {_one_line(e)}", file=sys.stderr)
+        print(f"emotionlens: self-test failed: {one_line(e, limit=None)}", file=sys.stderr)
         return 1
     print(line)
     return 0
@@ -189,13 +186,13 @@ def version_text(zoo_dir: str | os.PathLike | None = None) -> str:
     """``emotionlens 0.2.0 · zoo models_zoo: CNN, FF, ResNet18 trained on FER+ votes`` (reads the manifest only:
     no model is loaded, so it answers even where ONNX Runtime cannot start)."""
     from app import __version__
-    from app.zoo import ZooError, default_zoo_dir, label_source, load_manifest
+    from app.models import ZooError, default_zoo_dir, label_source, load_manifest
 
     zoo = Path(zoo_dir) if zoo_dir is not None else default_zoo_dir()
     try:
         _, models = load_manifest(zoo)
     except ZooError as e:
-        return f"emotionlens {__version__} · zoo unusable: {_one_line(e)}"
+        return f"emotionlens {__version__} · zoo unusable: {one_line(e, limit=None)}"
     names = ", ".join(m.display_name for m in models)
     return f"emotionlens {__version__} · zoo {zoo}: {names} trained on {label_source(models)}"
 
@@ -239,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.webcam is not None and args.self_test:
         build_parser().error("--webcam and --self-test cannot go together")
     if args.webcam is not None and args.headless:
-        from app.live import headless
-        from app.video_label import VideoOptions
+        from app.batch import headless
+        from app.video import VideoOptions
 
         opts = VideoOptions(detector=args.detector, eye_check=eye_check, tta=args.tta)
         return headless(args.webcam, args.record, args.seconds, args.zoo, opts)

@@ -34,9 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.align import eye_angle  # noqa: E402
-from app.crop import CROP_SCALE, crop_face  # noqa: E402
-from app.detect import DETECTORS, detect_faces  # noqa: E402
+from app.detect import DETECTORS, crop_face, detect_faces  # noqa: E402
+from app.detect._align import eye_angle  # noqa: E402
+from app.detect._crop import CROP_SCALE  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 FACE, FRAME = 160, 320
@@ -67,8 +67,8 @@ def run(images: np.ndarray, labels: np.ndarray, band: tuple[int, int], labeler, 
         detector: str = DETECTORS[0]) -> dict:
     rng = np.random.default_rng(seed)
     box_scale = CROP_SCALE
-    if detector == "mtcnn":  # MTCNN boxes have their own measured margin (app/mtcnn.py)
-        from app import mtcnn
+    if detector == "mtcnn":  # MTCNN boxes have their own measured margin (app/detect/_mtcnn.py)
+        from app.detect import _mtcnn as mtcnn
 
         box_scale = mtcnn.CROP_SCALE
     plain, aligned, oracle, truth = [], [], [], []
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {data_dir} not found (needs ../shared)")
         return 0
     cv2.setNumThreads(1)
-    from app.labeler import Labeler
+    from app.models import Labeler
     from training.datasets import load_fer2013
 
     val = load_fer2013(data_dir).split("val")

@@ -1,7 +1,7 @@
 """End-to-end batch speed: ms per photo for ``app.batch``'s labelling loop over a folder, decoding included.
 
 Three folders are generated from a real photo: 40 small one-face portraits (256x256, the sample), and 40
-frames each at 1080p and 240p (``label_speed.frame``). Each is labelled by ``app.batch.label_items`` (the
+frames each at 1080p and 240p (``label_speed.frame``). Each is labelled by ``app.batch._cli.label_items`` (the
 loop the CLI and the GUI run: decode, detect, crop, label, write labels.csv and the journal) with one worker
 (in this process) and with ``--workers 2`` (worker processes, their start-up included).
 
@@ -37,9 +37,14 @@ _TIMER = r"""
 import json, sys, time, tempfile
 from pathlib import Path
 import cv2
-from app import batch
-from app.labeler import Labeler
-from app.labels_csv import labels_header
+try:  # app/ as packages (issue 38)
+    from app.batch import _cli as batch
+    from app.models import Labeler
+    from app.outputs import labels_header
+except ImportError:  # an older checkout, timed for a before/after comparison: the flat app/
+    from app import batch
+    from app.labeler import Labeler
+    from app.labels_csv import labels_header
 folder, workers, threads = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 if threads == 1:
     cv2.setNumThreads(1)
@@ -64,7 +69,7 @@ def make_folders(root: Path, n: int = N_PHOTOS) -> dict[str, Path]:
     """The three benchmark folders of ``n`` JPEGs each (quality 90, like a camera's), under ``root``."""
     from PIL import Image
 
-    from app.imageio import load_image
+    from app.core import load_image
     from benchmarks.label_speed import SAMPLE, default_photo, frame
 
     folders = {}

@@ -4,7 +4,7 @@ One folder (``--folder``, else ``--photos`` variants of the bundled sample portr
 that a pool's start-up is not the measurement, which the 7 photos of ``../shared/data/photos`` would be)
 is labelled with ``--workers 1``, ``--workers 2``, ``--cluster local:1`` and
 ``--cluster local:2``, interleaved round by round so the machine's load hits every setting alike. Each timing
-runs in a fresh subprocess through ``app.batch.label_items`` (decode, detect, label, write labels.csv and the
+runs in a fresh subprocess through ``app.batch._cli.label_items`` (decode, detect, label, write labels.csv and the
 journal), as ``benchmarks/batch_speed.py`` does.
 
 What is timed: the labelling loop. For ``--workers`` that includes starting the worker pool (its parent labels
@@ -36,14 +36,14 @@ DOCS_BLOCK = "cluster-speed"
 _TIMER = r"""
 import json, sys, time, tempfile
 from pathlib import Path
-from app import batch
-from app.labeler import Labeler
-from app.labels_csv import labels_header
+from app.batch import _cli as batch
+from app.models import Labeler
+from app.outputs import labels_header
 folder, mode, n, chunk = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 labeler = Labeler(None)  # the CLI's defaults: one process may use every core; several use one each
 cluster, startup = None, 0.0
 if mode == "cluster":
-    from app.cluster import Cluster, WorkerSetup, worker_labeler, worker_threads
+    from app.batch._cluster import Cluster, WorkerSetup, worker_labeler, worker_threads
     t = time.perf_counter()
     setup = WorkerSetup(str(labeler.zoo_dir.resolve()), threads=worker_threads(f"local:{n}"), batch_faces=True)
     cluster = Cluster(f"local:{n}", setup, chunk=chunk)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, metavar="N",
                    help="interleaved rounds; medians are reported (default 3; example: --rounds 5)")
     p.add_argument("--chunk", type=int, default=None, metavar="N",
-                   help="--cluster-chunk: photos per task (default: app.cluster's, 8; example: --chunk 16)")
+                   help="--cluster-chunk: photos per task (default: app.batch._cluster's, 8; example: --chunk 16)")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), metavar="S",
                    help="what to time, each 'workers N' or 'cluster local:N' (default: all four; example: "
                    "--settings 'workers 2' 'cluster local:2')")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"also write the table between the {DOCS_BLOCK} markers of docs/batch.md (example: "
                    "--rounds 5 --update-docs on an idle machine)")
     args = p.parse_args(argv)
-    from app.cluster import DEFAULT_CHUNK
+    from app.batch._cluster import DEFAULT_CHUNK
 
     chunk = args.chunk or DEFAULT_CHUNK
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""Measure how FER2013 frames its faces, so ``app/crop.py`` can cut photo faces the same way.
+"""Measure how FER2013 frames its faces, so ``app/detect/_crop.py`` can cut photo faces the same way.
 
 The models only ever saw FER2013 framing; a photo face cropped tighter or looser than that is a different
 input distribution. So: upscale FER2013 images to 192x192 (the detector needs more than 48 px), run the
@@ -9,7 +9,7 @@ app's detector without eye check, and take the detected box relative to the fram
 
 Medians over all images with exactly one detection. Skips (exit 0) when ../shared is absent.
 
-``--eyes`` measures the framing that ``app/align.py`` uses instead: the same detector *with* its eye check
+``--eyes`` measures the framing that ``app/detect/_align.py`` uses instead: the same detector *with* its eye check
 (Haar) or its landmarks (mtcnn), on the faces with an eye pair, gives the eye midpoint (x, y) and the distance
 between the eyes as fractions of the frame side, plus the eye line's tilt (FER2013 faces are upright: near 0).
 
@@ -29,7 +29,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import detect as D  # noqa: E402
+from app.detect import DETECTORS, detect_faces  # noqa: E402
+from app.detect import _haar as D  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 SIDE = 192
@@ -37,7 +38,7 @@ SIDE = 192
 
 def _boxes(big: np.ndarray, detector: str) -> list[tuple[float, float, float, float]]:
     if detector == "mtcnn":  # MTCNN's boxes squared as the app squares them, unclipped like the Haar candidates
-        from app import mtcnn
+        from app.detect import _mtcnn as mtcnn
 
         boxes, _ = mtcnn.detect(big)
         sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
@@ -76,7 +77,7 @@ def measure_eyes(images: np.ndarray, detector: str = "haar") -> dict[str, float]
     n_faces = 0
     for im in tqdm(images, desc=f"{detector} eyes on FER2013", unit="img", leave=False):
         big = cv2.resize(im, (SIDE, SIDE), interpolation=cv2.INTER_CUBIC)
-        boxes = D.detect_faces(big if detector == "haar" else np.dstack([big] * 3), detector=detector)
+        boxes = detect_faces(big if detector == "haar" else np.dstack([big] * 3), detector=detector)
         if len(boxes) != 1:
             continue
         n_faces += 1
@@ -102,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the shared/ folder (default: %(default)s)")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--n", type=int, default=3000, help="images to measure (default: %(default)s)")
-    p.add_argument("--detector", choices=D.DETECTORS, default=D.DETECTORS[0],
-                   help="whose boxes to measure (default: %(default)s; mtcnn gives app/crop.py's MTCNN_CROP_SCALE)")
-    p.add_argument("--eyes", action="store_true", help="measure the eye framing app/align.py uses")
+    p.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0],
+                   help="whose boxes to measure (default: %(default)s; mtcnn gives app/detect/_mtcnn.py's "
+                   "CROP_SCALE)")
+    p.add_argument("--eyes", action="store_true", help="measure the eye framing app/detect/_align.py uses")
     args = p.parse_args(argv)
     data_dir = args.shared / "data" / "fer2013"
     if not data_dir.is_dir():

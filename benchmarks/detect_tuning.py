@@ -1,4 +1,4 @@
-"""How the face detector's parameters in ``app/detect.py`` were chosen; rerun to check them.
+"""How the face detector's parameters in ``app/detect/_haar.py`` were chosen; rerun to check them.
 
 Three measurements, on ../shared (skips with a message and exit status 0 when it is absent):
 
@@ -16,7 +16,7 @@ Three measurements, on ../shared (skips with a message and exit status 0 when it
    negatives with >=1 eye.
 3. **Eye-check fallback** (``--part fallback``): haarcascade_eye alone, with 2 neighbours, or followed by
    a second cascade when it finds no eye, on more positives (plus the faces of data/group_photos) and
-   negatives (plus dogs.jpg); the table is in ``app/detect.py``'s docstring.
+   negatives (plus dogs.jpg); the table is in ``app/detect/_haar.py``'s docstring.
 4. **Timing**: median of 5 runs of ``detect_faces`` (eye check on) per photo, plus a 1920x1080 and a
    4000x3000 photo made by resizing two_people.jpg.
 5. **Eye-check scale** (``--part eyescale``): the app's own eye check (with its fallback cascades) at eye
@@ -81,8 +81,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import detect as D  # noqa: E402
-from app.imageio import load_image  # noqa: E402
+from app.core import load_image  # noqa: E402
+from app.detect import _haar as D  # noqa: E402
+from app.detect import detect_faces  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 FACE_CASCADES = ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")
@@ -401,13 +402,13 @@ def timing(photos: dict[str, np.ndarray]) -> None:
     top = (p1080.shape[0] - 1080) // 2
     extra = {"two_people@1920x1080": p1080[top : top + 1080], "two_people@4000x3000":
              cv2.resize(two, (4000, 3000), interpolation=cv2.INTER_CUBIC)}
-    D.detect_faces(two)  # load the cascades outside the timing
+    detect_faces(two)  # load the cascades outside the timing
     print("photo                      size        faces  median ms (5 runs, eye check on)")
     for name, rgb in {**photos, **extra}.items():
         runs = []
         for _ in range(5):
             t = time.perf_counter()
-            faces = D.detect_faces(rgb)
+            faces = detect_faces(rgb)
             runs.append(time.perf_counter() - t)
         med = 1000 * statistics.median(runs)
         print(f"{name:26s} {rgb.shape[1]:4d}x{rgb.shape[0]:<4d}  {len(faces):5d}  {med:8.0f}")

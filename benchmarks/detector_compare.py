@@ -1,4 +1,4 @@
-"""Haar and MTCNN side by side on the same photos: README's "Two detectors" table, and app/mtcnn.py's constants.
+"""Haar and MTCNN side by side on the same photos: README's "Two detectors" table, and app/detect/_mtcnn.py's constants.
 
 Parts (``--part``, default all but ``sweep``); skips with a message and exit status 0 without ../shared:
 
@@ -15,7 +15,7 @@ Parts (``--part``, default all but ``sweep``); skips with a message and exit sta
 * ``covered``: the same photos with each face's mouth and chin covered by a patch of the face's own mean
   colour (a hand over the mouth; placed from MTCNN's landmarks on the clean photo): faces found.
 * ``sweep`` (slow, not in ``all``): MTCNN's thresholds one stage at a time and the min-face floor, on both
-  folders plus the tiled photo's timing, as used to choose app/mtcnn.py's constants.
+  folders plus the tiled photo's timing, as used to choose app/detect/_mtcnn.py's constants.
 * ``figures``: docs/detectors/*.jpg, the examples README shows (both detectors' boxes; MTCNN's landmarks).
 
 ``--update-docs`` writes what ran into docs/batch.md, each between its markers with a note naming the command
@@ -43,9 +43,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import mtcnn  # noqa: E402
-from app.detect import DETECTORS, Box, detect_faces  # noqa: E402
-from app.imageio import load_image  # noqa: E402
+from app.core import Box, load_image  # noqa: E402
+from app.detect import DETECTORS, detect_faces  # noqa: E402
+from app.detect import _mtcnn as mtcnn  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 SAMPLE = ROOT / "app" / "assets" / "sample.jpg"

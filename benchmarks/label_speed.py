@@ -1,6 +1,6 @@
 """Labelling speed: ms per face for each model and the ensemble, and ms per photo at 240p, 720p and 1080p.
 
-Everything goes through :class:`app.labeler.Labeler`, the object the GUI and the batch CLI use, so the
+Everything goes through :class:`app.models.Labeler`, the object the GUI and the batch CLI use, so the
 numbers include the same pre-processing (resize, scaling to [0, 1]) and softmax the app pays for.
 """
 
@@ -54,9 +54,8 @@ def frame(rgb: np.ndarray, size: tuple[int, int], upscale: bool = True) -> np.nd
 
 def _face_crop() -> np.ndarray:
     """A real 48x48 face crop (from the sample portrait), the kind of input the models see."""
-    from app.crop import crop_face
-    from app.detect import detect_faces, to_gray
-    from app.imageio import load_image
+    from app.core import load_image
+    from app.detect import crop_face, detect_faces, to_gray
 
     gray = to_gray(load_image(SAMPLE))
     boxes = detect_faces(gray)
@@ -65,7 +64,7 @@ def _face_crop() -> np.ndarray:
     return crop_face(gray, boxes[0], (48, 48))
 
 
-def face_rows(labeler, quick: bool = False) -> list[Row]:  # noqa: ANN001 - app.labeler.Labeler, imported lazily
+def face_rows(labeler, quick: bool = False) -> list[Row]:  # noqa: ANN001 - app.models.Labeler, imported lazily
     """Median ms per face, one face per call (a portrait), for each model alone and for the whole ensemble."""
     repeats = 30 if quick else 300
     one = _face_crop()[None]
@@ -113,7 +112,7 @@ def ensemble_cost_rows(zoo: str | os.PathLike | None = None, quick: bool = False
 
     ONNX Runtime sessions that spin between runs made this 2.5x on 2 cores (issue 14); the target is at most
     1.25x for the ensemble and 2.2x for TTA."""
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     repeats = 40 if quick else 200
     one = _face_crop()[None]
@@ -151,8 +150,8 @@ MTCNN_1080P_TARGET_MS = 60
 def photo_rows(labeler, photo: Path | None = None, quick: bool = False) -> list[Row]:  # noqa: ANN001
     """Median ms per photo for detection + crops + labelling (``Labeler.label_image``, eye check on), with each
     detector (``--detector haar``, the default, then ``mtcnn``)."""
+    from app.core import load_image
     from app.detect import DETECTORS
-    from app.imageio import load_image
 
     photo = photo or default_photo()
     rgb = load_image(photo)
@@ -189,8 +188,7 @@ def photo_rows(labeler, photo: Path | None = None, quick: bool = False) -> list[
 def label_rows(zoo: str | os.PathLike | None = None, threads: int | None = None, quick: bool = False,
                photo: Path | None = None) -> list[Row]:
     """Per-face and per-photo rows; one skipped row naming the problem when the zoo cannot be loaded."""
-    from app.labeler import Labeler
-    from app.zoo import ZooError
+    from app.models import Labeler, ZooError
 
     try:
         labeler = Labeler(zoo, threads=threads)

@@ -11,9 +11,9 @@ Wall time on a machine shared with other work is inflated by its load; the proce
 OpenCV's threads summed) is printed beside it.
 
 Then the smallest face found at each photo size, by each detector: the sample portrait scaled so that its
-face (its Haar box) is ``k`` times the size the detector's rule predicts (Haar, ``app/detect.py``:
+face (its Haar box) is ``k`` times the size the detector's rule predicts (Haar, ``app/detect/_haar.py``:
 ``max(20 px, 3%)`` of the long side up to LARGE_PHOTO, ``max(20 px, 1%)`` above; MTCNN,
-``app.mtcnn.min_face_size``), pasted into a flat frame, for k from 0.6 to 2.0 in steps of 0.1. Reported: the
+``app.detect._mtcnn.min_face_size``), pasted into a flat frame, for k from 0.6 to 2.0 in steps of 0.1. Reported: the
 smallest face found, and the size from which every larger step was found (near its limit the cascade's
 coarse scale steps find some sizes and miss their neighbours).
 
@@ -47,8 +47,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import detect as D  # noqa: E402
-from app.imageio import load_image  # noqa: E402
+from app.core import load_image  # noqa: E402
+from app.detect import DETECTORS, detect_faces  # noqa: E402
+from app.detect import _haar as D  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 SIZES = ((640, 480), (1280, 960), (1920, 1080), (2500, 1875), (4000, 3000), (6000, 4000))
@@ -77,7 +78,7 @@ def first_pass_only(gray: np.ndarray) -> list[D.Box]:
     saved = D.LARGE_PHOTO
     D.LARGE_PHOTO = 10**9
     try:
-        return D.detect_faces(gray)
+        return detect_faces(gray)
     finally:
         D.LARGE_PHOTO = saved
 
@@ -93,7 +94,7 @@ def with_scale_factors(small: float, eye: float):  # noqa: ANN201 - a detector f
         saved = D.SMALL_SCALE_FACTOR, D.EYE_SCALE_FACTOR
         D.SMALL_SCALE_FACTOR, D.EYE_SCALE_FACTOR = small, eye
         try:
-            return D.detect_faces(gray)
+            return detect_faces(gray)
         finally:
             D.SMALL_SCALE_FACTOR, D.EYE_SCALE_FACTOR = saved
     return run
@@ -102,7 +103,7 @@ def with_scale_factors(small: float, eye: float):  # noqa: ANN201 - a detector f
 def predicted_min_face(long_side: int, detector: str = "haar") -> float:
     """The smallest face (px, as the sample's Haar box measures it) each detector's rule looks for."""
     if detector == "mtcnn":
-        from app import mtcnn
+        from app.detect import _mtcnn as mtcnn
 
         return mtcnn.min_face_size((long_side,))
     frac = D.SMALL_FACE if long_side > D.LARGE_PHOTO else D.MIN_SIZE / D.WORK_SIZE
@@ -127,7 +128,7 @@ def smallest_faces(detector: str, fw: int, fh: int, sample: np.ndarray) -> tuple
         y0, x0 = max(0, (fh - side) // 2), max(0, (fw - side) // 2)
         crop = face[: fh - y0, : fw - x0]
         frame[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-        found[round(k * m)] = bool(D.detect_faces(frame, detector=detector))
+        found[round(k * m)] = bool(detect_faces(frame, detector=detector))
     sizes = sorted(found)
     smallest = next((f for f in sizes if found[f]), None)
     steady = next((f for i, f in enumerate(sizes) if all(found[g] for g in sizes[i:])), None)
@@ -139,7 +140,7 @@ def sizes_table() -> str:
     lines = ["| photo size | detector | rule | smallest face found | every face found from |", "|---|---|---|---|---|"]
     sample = load_image(ROOT / "app" / "assets" / "sample.jpg")
     for fw, fh in SIZES:
-        for detector in D.DETECTORS:
+        for detector in DETECTORS:
             m, smallest, steady = smallest_faces(detector, fw, fh, sample)
             low = "—" if smallest is None else f"{smallest} px"
             high = "—" if steady is None else f"{steady} px ({100 * steady / fw:.1f}%)"
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3, help="timed runs per detector (default: %(default)s; example: "
                    "--runs 5)")
     p.add_argument("--sweep", action="store_true", help="time the small-face pass's and the eye check's scale "
-                   "factors instead (app/detect.py's SMALL_SCALE_FACTOR, EYE_SCALE_FACTOR), e.g. --sweep --runs 3")
+                   "factors instead (app/detect/_haar.py's SMALL_SCALE_FACTOR, EYE_SCALE_FACTOR), "
+                   "e.g. --sweep --runs 3")
     p.add_argument("--part", choices=("tiled", "sizes", "all"), default="all",
                    help="tiled: recall and time on the tiled photo; sizes: the smallest face found at each photo "
                    "size (no timing); all: both (default; --sweep: tiled only). Example: --part sizes")
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     gray = D.to_gray(load_image(src))
     h, w = gray.shape
-    one = [(b.x, b.y, b.w, b.h) for b in D.detect_faces(gray)]
+    one = [(b.x, b.y, b.w, b.h) for b in detect_faces(gray)]
     tiled = np.tile(gray, (3, 3))
     truth = [(x + i * w, y + j * h, bw, bh) for i in range(3) for j in range(3) for x, y, bw, bh in one]
     lo, hi = min(b[2] for b in one), max(b[2] for b in one)
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
              "| CPU s (median) | targets met |", "|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines))
     arms = {"640 px working copy only (before)": first_pass_only,
-            "`detect_faces` with the small-face pass (now)": D.detect_faces}
+            "`detect_faces` with the small-face pass (now)": detect_faces}
     if args.sweep:
         arms = {f"small-face pass {sf}, eye check {ef}": with_scale_factors(sf, ef) for sf, ef in SWEEP}
     times: dict[str, list[float]] = {name: [] for name in arms}

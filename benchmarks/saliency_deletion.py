@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.saliency import METHOD_TITLES
+from app.models import METHOD_TITLES
 from benchmarks.common import ROOT, log, machine_line
 
 FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75)
@@ -166,8 +166,8 @@ def faces_figure(labeler, images: np.ndarray, labels: np.ndarray, path: Path, pe
     class it predicted: one row per face (crop, then one panel per model)."""
     from PIL import Image
 
-    from app.emotions import EMOTIONS
-    from app.saliency_pictures import stack
+    from app.core import EMOTIONS
+    from app.outputs._saliency_pictures import stack
 
     probs, ens = labeler.classify(images[:400])  # the first 400 hold every class; fewer keeps ORT's memory small
     picks = []
@@ -181,7 +181,7 @@ def faces_figure(labeler, images: np.ndarray, labels: np.ndarray, path: Path, pe
 
 def face_rows(labeler, crops: np.ndarray, truths: list[str] | None = None, scale: int = 3) -> list[np.ndarray]:  # noqa: ANN001
     """One strip per crop: the crop, then each model's map for its predicted class."""
-    from app.saliency_pictures import face_strip
+    from app.outputs import face_strip
 
     probs, _ = labeler.classify(crops)
     maps = labeler.explain(crops)
@@ -215,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                    "its old name)")
     args = p.parse_args(argv)
 
-    from app.labeler import Labeler
-    from app.zoo import ZooError
+    from app.models import Labeler, ZooError
     from training.datasets import DatasetError, load_fer2013
 
     try:

@@ -37,8 +37,7 @@ def _stripped_zoo(zoo: Path, dest: Path) -> Path:
 def saliency_rows(zoo: str | os.PathLike | None = None, quick: bool = False) -> list[Row]:
     """Maps on: ``Labeler.explain`` ms per face (1 and 8 faces per call). Maps off: classify on this zoo ÷ on
     the same zoo stripped of the extra outputs."""
-    from app.labeler import Labeler
-    from app.zoo import ZooError
+    from app.models import Labeler, ZooError
 
     try:
         labeler = Labeler(zoo, threads=None)

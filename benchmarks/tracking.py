@@ -1,4 +1,4 @@
-"""Face tracking in video (app/track.py, app/shots.py): faces found, track numbers kept, time per frame.
+"""Face tracking in video (app/video/_track.py, app/video/_shots.py): faces found, track numbers kept, time per frame.
 
 Clips:
 
@@ -58,9 +58,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.detect import Box, detect_faces  # noqa: E402
-from app.shots import CutDetector  # noqa: E402
-from app.track import Tracked, assign, iou, track_video  # noqa: E402
+from app.core import Box  # noqa: E402
+from app.detect import detect_faces  # noqa: E402
+from app.video import (  # noqa: E402
+    Frame,  # noqa: E402
+    assign,
+    iou,
+)
+from app.video._shots import CutDetector  # noqa: E402
+from app.video._track import Tracked, TrackingRun, track_frames  # noqa: E402
 
 DEFAULT_SHARED = ROOT.parent / "shared"
 SAMPLE = ROOT / "app" / "assets" / "sample.jpg"
@@ -210,16 +216,19 @@ def find_cuts(clip: Clip) -> tuple[list[bool], float]:
 
 
 def run_clip(clip: Clip, detect_every: int, cuts: list[bool]) -> Run:
-    """Track ``clip`` (detections replayed from :func:`detect_all`) through :func:`app.track.track_video`."""
+    """Track ``clip`` (detections replayed from :func:`detect_all`) through :func:`app.video._track.track_frames`,
+    the loop the app's labelling runs."""
     index = {id(rgb): i for i, (_, rgb) in enumerate(clip.frames)}
     ran: list[int] = []
 
-    def detect(rgb: np.ndarray) -> list[Box]:
+    def detect(rgb: np.ndarray) -> tuple[None, list[Box]]:
         ran.append(index[id(rgb)])
-        return clip.detections[index[id(rgb)]]
+        return None, clip.detections[index[id(rgb)]]
 
+    frames = [Frame(i, time_s, rgb) for i, (time_s, rgb) in enumerate(clip.frames)]
     t = time.perf_counter()
-    results = list(track_video(clip.frames, detect, detect_every=detect_every, cuts=_Replay(cuts)))  # type: ignore[arg-type]
+    run = TrackingRun(cuts=_Replay(cuts))  # type: ignore[arg-type]
+    results = list(track_frames(frames, detect, detect_every=detect_every, run=run))
     ms = 1000 * (time.perf_counter() - t) / max(1, len(clip.frames))
     return Run([r.tracks for r in results], [r.detected for r in results], [i for i, r in enumerate(results) if r.cut],
                ms, sum(clip.detect_ms[i] for i in ran) / max(1, len(clip.frames)))

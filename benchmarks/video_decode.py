@@ -38,7 +38,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app import video as V  # noqa: E402
+from app.video import _decode as V  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "talking_head.mp4"
 

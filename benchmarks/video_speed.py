@@ -3,7 +3,7 @@ separate photo in the same run, and peak memory over a long video against a shor
 
 The clips are made here from the bundled sample photo (a slow pan, one face), so anyone can rerun the rows:
 640x360 and 1920x1080 at 30 fps. "Decoding to CSV" is the batch command's own path
-(``app.video_batch.label_one_video``: decode, detect every ``--detect-every`` frames, track, label with all
+(``app.batch._videos.label_one_video``: decode, detect every ``--detect-every`` frames, track, label with all
 three models, smooth, write frames.csv, tracks.csv and the charts). The photo baseline runs
 ``Labeler.label_image`` on every decoded frame, as a user who split a video into photos would.
 
@@ -76,9 +76,9 @@ def make_clip(path: Path, size: tuple[int, int], seconds: float, fps: int = 30, 
 
 def _batch_seconds(labeler, clip: Path, out: Path, **opts) -> tuple[int, float]:  # noqa: ANN001
     """(frames analysed, seconds) of the batch's video path on ``clip``: decoding to frames.csv."""
-    from app.scan import Item
-    from app.video_batch import label_one_video, prepare_videos
-    from app.video_label import VideoOptions
+    from app.batch._scan import Item
+    from app.batch._videos import label_one_video, prepare_videos
+    from app.video import VideoOptions
 
     out.mkdir(parents=True, exist_ok=True)
     outs = prepare_videos(out, labeler, resume=False)
@@ -100,7 +100,7 @@ def _photo_seconds(labeler, clip: Path) -> tuple[int, float]:  # noqa: ANN001
 
 def video_rows(zoo: str | None = None, quick: bool = False, threads: int | None = None) -> list[Row]:
     """The issue's speed targets as rows: 360p every frame, 360p --fps 5 (x real time), 1080p, photo baseline."""
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     labeler = Labeler(zoo, threads=threads)
     seconds = 4.0 if quick else 10.0
@@ -141,13 +141,13 @@ SMOOTH_CHOICES = (0.0, 0.25, 0.5, 1.0, 2.0)
 
 def smoothing_rows(zoo: str | None = None, choices=SMOOTH_CHOICES) -> list[Row]:  # noqa: ANN001
     """Label changes per minute of each track's smoothed label for each ``--smooth`` value, and whether the
-    label a track holds longest stays the raw one's: the measurement behind app.smooth.SMOOTH_S. One labelling
+    label a track holds longest stays the raw one's: the measurement behind app.video.SMOOTH_S. One labelling
     run per clip (raw probabilities), then every time constant applied to the same probabilities."""
     from collections import Counter
 
-    from app.labeler import Labeler
-    from app.smooth import Smoother, label_changes
-    from app.video_label import VideoOptions
+    from app.models import Labeler
+    from app.video import VideoOptions
+    from app.video._smooth import Smoother, label_changes
 
     labeler = Labeler(zoo)
     rows: list[Row] = []

@@ -26,14 +26,14 @@ SAMPLE_CLIP = ROOT / "app" / "assets" / "sample_clip.mp4"
 
 
 def annotated_sample(photo: Path, out: Path) -> None:
-    from app.annotate import annotate, save_image
-    from app.imageio import load_image
-    from app.labeler import Labeler
+    from app.core import load_image
+    from app.models import Labeler
+    from app.outputs import annotate, save_image
 
     labeler = Labeler()
     rgb = load_image(photo)
     result = labeler.label_image(rgb, path=photo)
-    save_image(annotate(rgb, result, {m.name: m.display_name for m in labeler.models}), out)
+    save_image(annotate(rgb, result.shown(), {m.name: m.display_name for m in labeler.models}), out)
 
 
 def _grab(root, out: Path) -> None:

@@ -7,7 +7,7 @@ byte came from. The package itself is never installed (it pins an old torch): th
 for OpenCV's sdist), and the three state dicts inside are loaded into the same nets rebuilt with our torch
 (training/mtcnn_nets.py). Each net is exported to ONNX (P-Net with dynamic height and width), then the ONNX
 files and the torch nets are run on the same real inputs: every pyramid level and every R-Net/O-Net crop the
-app's pipeline (app/mtcnn.py) produces on ../shared/data/photos (or the bundled sample photo without it).
+app's pipeline (app/detect/_mtcnn.py) produces on ../shared/data/photos (or the bundled sample photo without it).
 The largest difference goes into the provenance file; over ``TOLERANCE`` nothing is written.
 
 Output, committed with the repository: ``models_zoo/detectors/`` mtcnn_{pnet,rnet,onet}.onnx, LICENSE
@@ -101,7 +101,7 @@ def torch_nets(wheel: Path) -> dict:
 def export(nets: dict, folder: Path) -> dict[str, Path]:
     import torch
 
-    from app.mtcnn import FILES
+    from app.detect._mtcnn import FILES
     from training.mtcnn_nets import INPUT_SIDE, Exported, output_names
 
     paths = {}
@@ -136,8 +136,8 @@ def compare(nets: dict, paths: dict[str, Path], photos: list[Path]) -> dict[str,
     import numpy as np
     import torch
 
-    from app import mtcnn
-    from app.imageio import load_image
+    from app.core import load_image
+    from app.detect import _mtcnn as mtcnn
     from training.mtcnn_nets import Exported, output_names
 
     worst: dict[str, dict[str, float]] = {n: dict.fromkeys(output_names(n), 0.0) for n in nets}
@@ -175,7 +175,7 @@ def _versions() -> dict[str, str]:
 
 
 def up_to_date(out: Path, digest: str) -> bool:
-    from app.mtcnn import FILES
+    from app.detect._mtcnn import FILES
 
     info_path = out / PROVENANCE
     if not info_path.is_file():
@@ -187,8 +187,8 @@ def up_to_date(out: Path, digest: str) -> bool:
 
 
 def build(out: Path, index: str, cache: Path, wheel: Path | None, photos_dir: Path, force: bool) -> Path:
-    from app.atomic import write_text
-    from app.mtcnn import FILES
+    from app.core import write_text
+    from app.detect._mtcnn import FILES
 
     wheel, url, digest = fetch_wheel(index, cache, wheel)
     if not force and up_to_date(out, digest):
@@ -212,7 +212,8 @@ def build(out: Path, index: str, cache: Path, wheel: Path | None, photos_dir: Pa
     write_text(out / "LICENSE", f"The MTCNN weights in this folder ({', '.join(FILES.values())}) are facenet-pytorch "
                f"{VERSION}'s\n({url}), exported to ONNX by packaging/build_mtcnn.py. Their licence:\n\n{licence}")
     info = {
-        "about": "MTCNN face detector for --detector mtcnn (app/mtcnn.py); rebuild: python packaging/build_mtcnn.py",
+        "about": "MTCNN face detector for --detector mtcnn (app/detect/_mtcnn.py); rebuild: "
+                 "python packaging/build_mtcnn.py",
         "wheel": {"name": WHEEL, "url": url, "sha256": digest, "index": index,
                   "weights": list(WEIGHTS.values()), "licence": "MIT (LICENSE)"},
         "exported": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

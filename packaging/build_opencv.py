@@ -39,12 +39,12 @@ INDEX = "https://pypi.org/simple"
 # objdetect needs calib3d, which needs features2d and flann; python3 makes the cv2 module.
 MODULES = ("core", "imgproc", "features2d", "flann", "calib3d", "objdetect", "python3")
 # Every cv2 name app/ uses (tests/test_build_opencv.py keeps this in step); the build checks each is there.
-# cv2.data (the wheel's cascade folder) is not: app/detect.py reads the cascades from haarcascades/.
+# cv2.data (the wheel's cascade folder) is not: app/detect/_haar.py reads the cascades from haarcascades/.
 APP_USES = (
     "CascadeClassifier", "FileStorage", "FILE_STORAGE_READ", "FILE_STORAGE_MEMORY", "resize", "cvtColor",
     "copyMakeBorder", "INTER_AREA", "INTER_CUBIC", "INTER_LINEAR", "BORDER_REPLICATE", "COLOR_RGB2GRAY",
     "COLOR_RGBA2GRAY", "warpAffine", "invertAffineTransform", "setNumThreads", "getNumThreads",
-    "COLOR_GRAY2RGB", "COLOR_RGB2HSV", "calcHist",  # the video player and app/shots.py's cut detector
+    "COLOR_GRAY2RGB", "COLOR_RGB2HSV", "calcHist",  # the video player and app/video/_shots.py's cut detector
 )
 # Off: everything that would pull in a library or a download. IPP and its ICV binaries are fetched from the
 # internet at configure time; the rest are codecs, video, GUI and parallel back-ends the app never touches.

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.sample_clip import CRF, FPS, SECONDS, make_clip  # noqa: E402
+from app.video._sample_clip import CRF, FPS, SECONDS, make_clip  # noqa: E402
 
 SOURCE = ROOT / "app" / "assets" / "sample.jpg"
 OUT = ROOT / "app" / "assets" / "sample_clip.mp4"

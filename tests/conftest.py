@@ -54,7 +54,7 @@ def build_onnx_model(path: Path, seed: int, input_size: tuple[int, int] = (48, 4
 
 def build_zoo(folder: Path, names: Sequence[str] = ("cnn", "ff", "resnet18")) -> Path:
     """A zoo folder with one tiny model per name and a valid manifest.json; returns the folder."""
-    from app.emotions import EMOTIONS
+    from app.core import EMOTIONS
 
     folder.mkdir(parents=True, exist_ok=True)
     models = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.emotions import EMOTIONS
+from app.core import EMOTIONS
 from training.datasets import FER2013, Split
 
 PREFIX = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}

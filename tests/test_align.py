@@ -6,10 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.align import FER_EYE_DIST, FER_EYE_X, FER_EYE_Y, align_face, eye_angle, eye_transform
-from app.crop import crop_face
-from app.detect import Box, detect_faces
-from app.imageio import load_image
+from app.core import Box, load_image
+from app.detect import crop_face, detect_faces
+from app.detect._align import FER_EYE_DIST, FER_EYE_X, FER_EYE_Y, align_face, eye_angle, eye_transform
 
 LEFT, RIGHT = (180.0, 200.0), (260.0, 200.0)  # eye centres of the synthetic face, level
 
@@ -81,7 +80,7 @@ def test_haar_eye_check_records_a_level_eye_pair(sample_photo):
 
 
 def test_five_landmarks_use_the_landmark_detectors_framing():
-    from app.align import HAAR_FRAMING, LANDMARK_FRAMING, framing_for
+    from app.detect._align import HAAR_FRAMING, LANDMARK_FRAMING, framing_for
 
     face = synthetic_face()
     five = (LEFT, RIGHT, (220.0, 250.0), (200.0, 300.0), (240.0, 300.0))

@@ -36,7 +36,7 @@ def test_importing_app_does_not_load_onnxruntime_or_opencv():
 
 def test_label_image_takes_a_path_or_an_array_with_the_constructor_options(tiny_zoo):
     from app import Labeler
-    from app.imageio import load_image
+    from app.core import load_image
 
     labeler = Labeler(tiny_zoo, threads=1, eye_check=False)
     by_path = labeler.label_image(SAMPLE)
@@ -62,7 +62,7 @@ def test_video_options_follow_the_labeler(tiny_zoo):
 
 def test_photo_rows_are_the_rows_the_batch_command_writes(tiny_zoo, tmp_path):
     from app import Labeler, labels_header, photo_rows
-    from app.batch import main
+    from app.batch._cli import main
 
     photos = tmp_path / "in"
     photos.mkdir()
@@ -82,7 +82,7 @@ def test_photo_rows_are_the_rows_the_batch_command_writes(tiny_zoo, tmp_path):
 def test_label_source_names_the_training_target(tmp_path, tiny_zoo):
     import shutil
 
-    from app.zoo import label_source, load_manifest
+    from app.models import label_source, load_manifest
 
     zoo = tmp_path / "zoo"
     shutil.copytree(tiny_zoo, zoo)
@@ -116,13 +116,13 @@ def test_version_matches_the_package_metadata():
 
 
 @pytest.mark.skipif(not (REPO / "models_zoo" / "manifest.json").is_file(), reason="no shipped zoo")
-@pytest.mark.parametrize("module", ["app.labeler", "app.labels_csv"])
+@pytest.mark.parametrize("module", ["app.models._labeler", "app.outputs._labels_csv"])
 def test_docstring_examples_run_on_the_shipped_zoo(module):
     """The examples in the API reference (docs/api.md renders these docstrings) are real."""
     import importlib
 
     from app import Labeler
-    from app.sample_clip import sample_clip
+    from app.video import sample_clip
 
     mod = importlib.import_module(module)
     globs = {"labeler": Labeler(threads=1), "sample_photo": SAMPLE, "sample_clip": sample_clip(), **vars(mod)}
@@ -145,8 +145,8 @@ def test_video_helpers_give_the_rows_the_batch_command_writes(tiny_zoo, tmp_path
     import shutil
 
     from app import Labeler, frame_rows, frames_header, track_rows, tracks_header, video_series
-    from app.batch import main
-    from app.sample_clip import sample_clip
+    from app.batch._cli import main
+    from app.video import sample_clip
 
     clip = tmp_path / "in" / "clip.mp4"
     clip.parent.mkdir()
@@ -171,7 +171,7 @@ def test_video_helpers_give_the_rows_the_batch_command_writes(tiny_zoo, tmp_path
 def test_available_zoos_lists_the_chosen_then_the_shipped_then_its_siblings(tmp_path, tiny_zoo, monkeypatch):
     import shutil
 
-    from app import zoo as zoo_mod
+    from app.models import _zoo as zoo_mod
 
     for name in ("models_zoo", "models_zoo_fer2013", "models_zoo_empty"):
         (tmp_path / name).mkdir()

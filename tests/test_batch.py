@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app import batch
-from app.batch import main
+from app.batch import _cli as batch
+from app.batch._cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = [
@@ -84,7 +84,7 @@ def test_csv_schema_summary_and_bad_files(photos, tmp_path, tiny_zoo, capsys):
 
 
 def batch_emotions() -> set[str]:
-    from app.emotions import EMOTIONS
+    from app.core import EMOTIONS
 
     return set(EMOTIONS)
 
@@ -210,8 +210,8 @@ def test_eye_check_switch_changes_count(false_positive_photo, tmp_path, tiny_zoo
 
 
 def test_tta_switch_is_recorded_and_labels_like_the_labeler(sample_photo, tmp_path, tiny_zoo):
-    from app.imageio import load_image
-    from app.labeler import Labeler
+    from app.core import load_image
+    from app.models import Labeler
 
     plain, tta = tmp_path / "plain", tmp_path / "tta"
     assert _run(sample_photo, "--out", plain, zoo=tiny_zoo) == 0

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from app import journal
-from app.batch import main
+from app.batch import _journal as journal
+from app.batch._cli import main
+from app.core import shown
 from tests.unprivileged import run_unprivileged, skip_unless_possible, world_dir
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX links, FIFOs and byte names")
@@ -126,7 +127,7 @@ def test_disk_full_mid_batch_keeps_what_was_written(tmp_path, sample_photo, tiny
         shutil.copy(sample_photo, src / f"{n}.jpg")
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     out = tmp_path / "out"
-    real, calls = journal._write_all, []
+    real, calls = journal.write_all, []
 
     def full_after_first_image(fd, data):
         calls.append(fd)
@@ -135,7 +136,7 @@ def test_disk_full_mid_batch_keeps_what_was_written(tmp_path, sample_photo, tiny
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(journal, "_write_all", full_after_first_image)
+    monkeypatch.setattr(journal, "write_all", full_after_first_image)
     assert _run(src, "--out", out, zoo=tiny_zoo) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m app.batch: error: cannot write outputs") and "No space left" in err[-1]
@@ -144,7 +145,7 @@ def test_disk_full_mid_batch_keeps_what_was_written(tmp_path, sample_photo, tiny
     assert [Path(r[0]).name for r in rows[1:]] == ["a.jpg"] and all(len(r) == len(rows[0]) for r in rows)
     assert len(journal.read_journal(out / journal.JOURNAL)) == 1
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
-    monkeypatch.setattr(journal, "_write_all", real)
+    monkeypatch.setattr(journal, "write_all", real)
     assert _run(src, "--out", out, "--resume", zoo=tiny_zoo) == 0
     assert [Path(r[0]).name for r in _rows(out)[1:]] == ["a.jpg", "b.jpg", "c.jpg"]
 
@@ -211,4 +212,4 @@ def test_csv_round_trips_hostile_names(tmp_path):
     with open(out / "labels.csv", encoding="utf-8", errors="surrogateescape", newline="") as f:
         assert [r[0] for r in list(csv.reader(f))[1:]] == names  # what a user's own csv.reader gets
     assert "\\udce9" in journal.json_text({"p": names[3]}) and json.loads(journal.json_text(names)) == names
-    assert journal.shown("a\nb\udce9") == "a\\nb\\xe9"
+    assert shown("a\nb\udce9") == "a\\nb\\xe9"

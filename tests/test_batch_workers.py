@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app import batch, journal, workers
-from app.batch import main
-from app.scan import Item
+from app.batch import _cli as batch
+from app.batch import _journal as journal
+from app.batch import _workers as workers
+from app.batch._cli import main
+from app.batch._scan import Item
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +107,7 @@ def crash_on_marked_files(it: Item, out_dir: Path, opts: workers.Options):
 
 
 def test_a_file_that_kills_its_worker_costs_only_that_file(tmp_path, sample_photo, tiny_zoo):
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     src = tmp_path / "in"
     src.mkdir()
@@ -138,8 +140,8 @@ def test_resume_retries_the_images_that_failed(tmp_path, sample_photo, bad_image
 
 def test_every_model_column_is_that_models_own_answer(tmp_path, zoo_factory, two_faces_photo):
     """Models with different answers, so a label or confidence written under another model's column shows."""
-    from app.imageio import load_image
-    from app.labeler import Labeler
+    from app.core import load_image
+    from app.models import Labeler
 
     zoo = zoo_factory(("cnn", "ff", "resnet18"))
     out = tmp_path / "out"

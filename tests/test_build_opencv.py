@@ -34,7 +34,7 @@ def cv2_names_in_app() -> set[str]:
 
 
 def test_app_uses_exactly_what_the_build_checks():
-    # cv2.data exists only in the wheel; app/detect.py guards it with hasattr and bundles its own cascades.
+    # cv2.data exists only in the wheel; app/detect/_haar.py guards it with hasattr and bundles its own cascades.
     assert cv2_names_in_app() - {"data"} == set(build_opencv.APP_USES)
 
 

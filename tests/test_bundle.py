@@ -85,7 +85,7 @@ def test_spec_excludes_training_stack(tmp_path, tiny_zoo):
 
 
 def test_spec_bundles_cascades_and_sample(tmp_path, tiny_zoo):
-    from app.detect import EYE_CASCADE, EYE_FALLBACK_CASCADES, FACE_CASCADE
+    from app.detect._haar import EYE_CASCADE, EYE_FALLBACK_CASCADES, FACE_CASCADE
 
     datas = _datas(run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(tiny_zoo)}))
     for name in (FACE_CASCADE, EYE_CASCADE, *EYE_FALLBACK_CASCADES):
@@ -97,7 +97,7 @@ def test_spec_bundles_cascades_and_sample(tmp_path, tiny_zoo):
 
 
 def test_spec_bundles_the_mtcnn_detector_with_its_licence(tmp_path, tiny_zoo):
-    from app.mtcnn import DETECTOR_DIR, FILES
+    from app.detect._mtcnn import DETECTOR_DIR, FILES
 
     folder = "/".join(DETECTOR_DIR)
     datas = _datas(run_spec(tmp_path, {"EMOTIONLENS_ZOO": str(tiny_zoo)}))

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import batch, cluster, journal
-from app.batch import main
+from app.batch import _cli as batch
+from app.batch import _cluster as cluster
+from app.batch import _journal as journal
+from app.batch._cli import main
 from tests.conftest import SAMPLE, make_bad_images
 
 BAD = ("truncated_jpg", "zero_byte", "text_as_jpg", "huge_png")
@@ -146,7 +148,7 @@ def kill_worker_always(items, data, out_dir, opts, setup, zoo):
 def test_a_file_that_kills_every_worker_costs_only_that_file(tmp_path, photos, tiny_zoo, local_out, dask_cluster,
                                                              monkeypatch, capsys):
     """Dask gives the chunk up (KilledWorker); its images are retried one per task and the culprit is reported."""
-    from app.workers import CRASHED
+    from app.batch._workers import CRASHED
 
     monkeypatch.setattr(cluster, "photo_task", kill_worker_always)
     out = tmp_path / "out"
@@ -194,8 +196,8 @@ def test_ctrl_c_saves_then_resume_finishes(tmp_path, sample_photo, tiny_zoo):
 
 
 def test_cross_photo_batching_equals_per_photo_labelling(tiny_zoo):
-    from app.labeler import Labeler
-    from app.labels_csv import confidence
+    from app.models import Labeler
+    from app.outputs._labels_csv import confidence
 
     labeler = Labeler(tiny_zoo, threads=1)
     base = Image.open(SAMPLE).convert("RGB")

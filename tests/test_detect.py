@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import detect as D
-from app.crop import CROP_SCALE, crop_face
-from app.detect import Box, candidates, count_eyes, detect_faces, eye_pair, merge_boxes, to_gray
-from app.imageio import load_image
+from app.core import Box, load_image
+from app.detect import DETECTORS, crop_face, detect_faces, to_gray
+from app.detect import _haar as D
+from app.detect._crop import CROP_SCALE
+from app.detect._haar import candidates, count_eyes, eye_pair, merge_boxes
 from tests.conftest import cartoon_face
 
 # Where the face of app/assets/sample.jpg is (measured by eye on the 512x512 image): forehead-chin square.
@@ -252,13 +253,13 @@ def test_detector_option_offers_every_detector(tiny_zoo, capsys):
     from app.__main__ import build_parser, main
 
     ap = build_parser()
-    assert ap.parse_args([]).detector == D.DETECTORS[0]
-    for name in D.DETECTORS:
+    assert ap.parse_args([]).detector == DETECTORS[0]
+    for name in DETECTORS:
         assert ap.parse_args(["--detector", name]).detector == name
     with pytest.raises(SystemExit) as e:
         ap.parse_args(["--detector", "no-such-detector"])
     assert e.value.code == 2
-    assert main(["--self-test", "--zoo", str(tiny_zoo), "--detector", D.DETECTORS[0]]) == 0
+    assert main(["--self-test", "--zoo", str(tiny_zoo), "--detector", DETECTORS[0]]) == 0
     assert capsys.readouterr().out.startswith("face 1 ")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.labeler import Labeler
+from app.models import Labeler
 from tests.fer_synth import make_fer, write_csv
 from training import ensemble, evaluate
 

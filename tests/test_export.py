@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from app.emotions import EMOTIONS
+from app.core import EMOTIONS
 from tests.fer_synth import make_fer
 from training import export
 from training.models import MODEL_NAMES, build_model

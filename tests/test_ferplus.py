@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.emotions import EMOTIONS
+from app.core import EMOTIONS
 from training import ferplus
 from training.config import TrainConfig
 from training.datasets import load_fer2013, read_csv

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.core import ImageError, load_image
+from app.core._imageio import MAX_PIXELS
 from app.detect import detect_faces, to_gray
-from app.imageio import MAX_PIXELS, ImageError, load_image
 
 FORMATS = {"jpg": ("JPEG", {"quality": 85}), "png": ("PNG", {}), "webp": ("WEBP", {"quality": 80}),
            "tif": ("TIFF", {"compression": "tiff_lzw"}), "gif": ("GIF", {})}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import video as V
+from app.video import _decode as V
 from tests.video_synth import moving_square_frames, write_clip
 
 # (file name, write_clip keywords): each container the app lists, with its usual codec; the MP4s both ways

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.detect import DETECTORS, Box
-from app.layout import overlaps, reading_order
+from app.core import Box
+from app.detect import DETECTORS, reading_order
+from app.outputs._placement import overlaps
 
 pytestmark = pytest.mark.gui
 
@@ -486,7 +487,7 @@ def collage(tmp_path, sample_photo, monkeypatch):
         asked.append(detector)
         return list(ordered)
 
-    monkeypatch.setattr("app.labeler.detect_faces", fake_detect)
+    monkeypatch.setattr("app.detect._faces.detect_faces", fake_detect)
     return path, ordered, asked
 
 
@@ -668,7 +669,7 @@ def test_saved_image_draws_tags_in_screen_colours(make_app, tiny_zoo, collage, t
     app = _open(make_app, tiny_zoo, path)
     out = app.save_annotated(tmp_path / "out.png")
     saved = np.asarray(Image.open(out).convert("RGB")).astype(int)
-    from app.annotate import color
+    from app.outputs import color
 
     for f in app.result.faces:  # the box outline is drawn in the ensemble emotion's colour
         b = f.box

@@ -126,7 +126,7 @@ def test_video_opened_before_the_models_load_gets_their_columns(xdisplay, tiny_z
     """A video given at start (``python -m app clip.mp4``) is opened while the models still load: the track
     table gains each model's column when the analysis starts, as when the video is opened later."""
     from app.gui import App
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     def slow_labeler():
         time.sleep(1.0)
@@ -146,8 +146,8 @@ def test_video_opened_before_the_models_load_gets_their_columns(xdisplay, tiny_z
 
 
 def test_export_writes_csvs_charts_and_annotated_video(make_app, tiny_zoo, face_clip, tmp_path):
+    from app.outputs import frames_header, tracks_header
     from app.video import frame_at, probe
-    from app.video_rows import frames_header, tracks_header
 
     app = _opened(make_app, tiny_zoo, face_clip)
     out = tmp_path / "results"
@@ -236,7 +236,7 @@ def test_unreadable_video_is_a_message_not_a_traceback(make_app, tiny_zoo, sampl
 def test_webcam_view_labels_live_and_records(make_app, tiny_zoo, face_clip, tmp_path):
     """A video file played live stands in for a camera (the machine has none): boxes, the processed frames/s,
     Record to CSV."""
-    pytest.importorskip("app.live")
+    pytest.importorskip("app.video._live")
     from app.gui.window import run_gui
 
     assert "webcam" in inspect.signature(run_gui).parameters  # python -m app --webcam opens the window on it

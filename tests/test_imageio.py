@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.imageio import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, load_image
+import app.core._imageio as imageio_module
+from app.core import IMAGE_SUFFIXES, ImageError, load_image
+from app.core._imageio import MAX_PIXELS
 
 
 def _error(path: Path) -> ImageError:
@@ -54,7 +56,7 @@ def test_unreadable_file(sample_photo):
         p = d / "locked.jpg"
         p.write_bytes(sample_photo.read_bytes())
         p.chmod(0)
-        code = ("from app.imageio import ImageError, load_image\n"
+        code = ("from app.core._imageio import ImageError, load_image\n"
                 f"try:\n    load_image({str(p)!r})\nexcept ImageError as e:\n    print(e.reason)")
         r = run_unprivileged(["-c", code], home=d)
         assert r.returncode == 0 and r.stdout.strip() == "cannot read (permission denied)", r.stderr
@@ -73,7 +75,7 @@ def test_fifo_links_and_devices_fail_at_once(tmp_path):
 
 def test_heic_read_or_explained(tmp_path, sample_photo):
     """HEIC (iPhones' default) is read with pillow-heif; without it the error says how to convert."""
-    from app import imageio
+    from app.core import _imageio as imageio
 
     fake = tmp_path / "IMG_0001.HEIC"
     fake.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
@@ -92,7 +94,7 @@ def test_heic_read_or_explained(tmp_path, sample_photo):
     assert "HEIC/HEIF" in imageio.readable_formats()
 
 
-@pytest.mark.skipif(not __import__("app.imageio").imageio.DECODERS["avif"], reason="this Pillow has no AVIF")
+@pytest.mark.skipif(not imageio_module.DECODERS["avif"], reason="this Pillow has no AVIF")
 def test_avif_read(tmp_path, sample_photo):
     p = tmp_path / "portrait.avif"
     Image.open(sample_photo).convert("RGB").save(p, quality=90)

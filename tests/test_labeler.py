@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.annotate import annotate, label_text, save_image
-from app.emotions import EMOTIONS
-from app.imageio import ImageError, load_image
-from app.labeler import Labeler, PhotoResult, softmax
-from app.zoo import ZooError, default_zoo_dir, load_manifest, resource_path
+from app.core import EMOTIONS, ImageError, PhotoResult, load_image, resource_path
+from app.models import Labeler, ZooError, default_zoo_dir, load_manifest
+from app.models._labeler import softmax
+from app.outputs import annotate, save_image
+from app.outputs._annotate import label_text
 from tests.conftest import build_onnx_model, build_zoo
 
 
@@ -276,7 +276,7 @@ def test_softmax_stable():
 def test_annotate_draws_without_touching_input(labeler, two_faces):
     r = labeler.label_image(two_faces)
     before = two_faces.copy()
-    out = annotate(two_faces, r, {m.name: m.display_name for m in labeler.models})
+    out = annotate(two_faces, r.shown(), {m.name: m.display_name for m in labeler.models})
     assert np.array_equal(two_faces, before)
     assert out.shape == two_faces.shape and out.dtype == np.uint8
     b = r.faces[0].box
@@ -294,7 +294,7 @@ def test_annotate_small_and_large(labeler, sample_photo, size):
     frame[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side] = face
     r = labeler.label_image(frame)
     assert len(r.faces) == 1
-    out = annotate(frame, r, {})
+    out = annotate(frame, r.shown(), {})
     changed = np.any(out != frame, axis=2)
     b = r.faces[0].box
     changed[b.y : b.y + b.h, b.x : b.x + b.w] = False  # outside the box: the label
@@ -352,7 +352,7 @@ def test_shipped_models_label_a_face_the_same_alone_or_in_a_batch():
 
 def test_sessions_sleep_instead_of_spinning(labeler):
     """Spinning pool threads of three sessions fight over the cores (2.5x the models' own cost on 2 cores)."""
-    from app.sessions import session_options
+    from app.core import session_options
 
     opts = session_options(2)
     assert opts.intra_op_num_threads == 2

@@ -1,11 +1,13 @@
-"""app.layout without a display: reading order of faces, and labels that never cover another face's box."""
+"""app.outputs._placement without a display: reading order of faces, and labels that never cover another face's box."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from app.layout import overlaps, place_labels, reading_order
+from app.detect import reading_order
+from app.outputs import place_labels
+from app.outputs._placement import overlaps
 
 
 def test_reading_order_rows_then_left_to_right():
@@ -99,9 +101,7 @@ def test_no_room_falls_back_to_number_inside_own_box():
 
 
 def _result(boxes, size):
-    from app.detect import Box
-    from app.emotions import EMOTIONS
-    from app.labeler import FaceResult, PhotoResult, Prediction
+    from app.core import EMOTIONS, Box, FaceResult, PhotoResult, Prediction
 
     def pred(k):
         probs = np.full(len(EMOTIONS), 0.05, np.float32)
@@ -119,7 +119,7 @@ def _result(boxes, size):
 @pytest.mark.parametrize("gap", [8, 40, 120])
 def test_annotated_image_draws_nothing_inside_another_face(gap):
     """The saved/batch picture: pixels inside every face box stay the photo's, bar that face's own outline."""
-    from app.annotate import annotate
+    from app.outputs import annotate
 
     side = 120
     boxes = [(gap + c * (side + gap), gap + r * (side + gap) + (c % 3) * 10, side, side)
@@ -127,7 +127,7 @@ def test_annotated_image_draws_nothing_inside_another_face(gap):
     w, h = 6 * (side + gap) + gap, 4 * (side + gap) + gap + 30
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    out = annotate(rgb, _result(boxes, (w, h)), {"cnn": "CNN", "ff": "FF", "resnet18": "ResNet18"})
+    out = annotate(rgb, _result(boxes, (w, h)).shown(), {"cnn": "CNN", "ff": "FF", "resnet18": "ResNet18"})
     line = max(2, round(max(w, h) / 400))
     for i, (x, y, bw, bh) in enumerate(boxes):
         inner = (slice(y + line + 1, y + bh - line - 1), slice(x + line + 1, x + bw - line - 1))

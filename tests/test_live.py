@@ -1,4 +1,4 @@
-"""The live path (app.live): newest-frame delivery with counted drops, a file played against the clock as the
+"""The live path (app.video._live): newest-frame delivery with counted drops, a file played against the clock as the
 camera's stand-in, Record to CSV, camera errors, and ``python -m app --webcam``.
 
 No camera exists on the test machines, so the camera's capture loop is run on FFmpeg's ``lavfi`` test source
@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import live
-from app.live import LiveError, LiveStats, file_as_live, run_live
-from app.video_rows import frames_header
+from app.outputs import FramesRecorder, frames_header
+from app.video import LiveError, run_live
+from app.video import _live as live
+from app.video._live import LiveStats, file_as_live
 from tests.video_synth import moving_square_frames, pan_frames, square_position, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ STEP = 2  # square's step per frame: 30 frames stay inside a 96 px wide frame wi
 
 @pytest.fixture(scope="module")
 def labeler(tiny_zoo):
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     return Labeler(zoo_dir=tiny_zoo, threads=1)
 
@@ -113,13 +114,17 @@ def test_record_writes_frames_csv_rows_as_it_goes(labeler, face_clip, tmp_path):
     out = tmp_path / "live.csv"
     faces_so_far = [0]
     flushed = []
+    recorder = FramesRecorder()
+    recorder.open(out, labeler.models)
 
     def on_frame(vf, stats) -> None:
+        recorder.write("face.mp4", vf)
         faces_so_far[0] += len(vf.faces)
         with open(out, encoding="utf-8", newline="") as f:  # written and flushed before on_frame is called
             flushed.append(len(list(csv.reader(f))) - 1 == faces_so_far[0])
 
-    stats = run_live(labeler, file_as_live(face_clip), on_frame=on_frame, record=out)
+    with recorder:
+        stats = run_live(labeler, file_as_live(face_clip), on_frame=on_frame)
     with open(out, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == frames_header(labeler.models)
@@ -211,8 +216,7 @@ def test_dshow_listing_both_ffmpeg_formats():
 
 
 def test_chunk_one_yields_each_frame_before_the_next_is_read(labeler, square_clip):
-    from app.video import frames
-    from app.video_label import label_frames
+    from app.video import frames, label_frames
 
     pulled = []
 

@@ -1,4 +1,4 @@
-"""The MTCNN detector (app/mtcnn.py): the ONNX files against the torch nets, the pipeline, bad detector files.
+"""The MTCNN detector (app/detect/_mtcnn.py): the ONNX files against the torch nets, the pipeline, bad detector files.
 
 The fast tests need only the committed files in models_zoo/detectors/ and the bundled sample photo; the torch
 comparison rebuilds the nets from the ONNX files' own weights (training/mtcnn_nets.py), so it checks that the
@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app import mtcnn
-from app.detect import DETECTORS, Box, detect_faces
-from app.imageio import load_image
+from app.core import Box, load_image
+from app.detect import DETECTORS, detect_faces
+from app.detect import _mtcnn as mtcnn
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTOR_DIR = REPO.joinpath(*mtcnn.DETECTOR_DIR)
@@ -207,8 +207,8 @@ def test_a_bad_detector_file_gives_a_one_line_error_naming_it(detector_files, sa
 
 
 def test_app_does_not_import_torch():
-    code = "import sys, numpy as np; from app import mtcnn; mtcnn.detect(np.zeros((64, 64, 3), np.uint8)); " \
-           "assert 'torch' not in sys.modules"
+    code = ("import sys, numpy as np; from app.detect import _mtcnn as mtcnn; "
+            "mtcnn.detect(np.zeros((64, 64, 3), np.uint8)); assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
@@ -231,7 +231,7 @@ def test_right_face_count_on_every_shared_photo(shared_dir, folder):
 @pytest.mark.slow
 def test_no_button_face_in_the_benchmarks_1080p_frame(shared_dir):
     """two_people.jpg upscaled into python -m benchmarks' 1920x1080 frame: 20 px boxes found a jacket button
-    there (app/mtcnn.py's docstring); the 2%-up-to-40-px rule keeps the two real faces only."""
+    there (app/detect/_mtcnn.py's docstring); the 2%-up-to-40-px rule keeps the two real faces only."""
     from benchmarks.label_speed import frame
 
     hd = frame(load_image(shared_dir / "data" / "photos" / "two_people.jpg"), (1920, 1080))
@@ -276,7 +276,7 @@ def test_build_is_up_to_date_only_with_the_same_wheel_and_intact_files(tmp_path)
 def test_batch_with_a_corrupt_detector_file_stops_with_one_line_before_any_photo(
     detector_files, tiny_zoo, sample_photo, tmp_path, capsys
 ):
-    from app import batch
+    from app.batch import _cli as batch
 
     target = detector_files / mtcnn.FILES["pnet"]
     target.write_bytes(b"not onnx")

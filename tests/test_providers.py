@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.providers import PROVIDERS, ProviderError, describe, resolve
+from app.core import ProviderError, describe, resolve
+from app.core._onnx import PROVIDERS
 
 CPU = "CPUExecutionProvider"
 
@@ -39,7 +40,7 @@ def test_a_missing_provider_is_one_line_naming_what_is_installed():
 def test_labeler_takes_a_provider_and_keeps_its_old_signature(tiny_zoo):
     import onnxruntime as ort
 
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     labeler = Labeler(tiny_zoo, 1, detector="haar", eye_check=True, tta=False)
     assert labeler.provider == "cpu" and labeler.providers == [CPU]

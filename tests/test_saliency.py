@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from app.labeler import Labeler
-from app.saliency import finish
-from app.saliency_pictures import overlay
+from app.models import Labeler
+from app.models._saliency import finish
+from app.outputs import overlay
 from training.export import export_onnx
 from training.manifest import manifest_entry, write_manifest
 from training.models import Normalize, build_model, cnn, ff
@@ -207,7 +207,7 @@ def test_export_adds_the_maps(tmp_path):
 def test_batch_explain_writes_one_png_per_face_and_resumes(tmp_path, sample_photo, tiny_zoo, workers):
     from PIL import Image
 
-    from app.batch import main
+    from app.batch._cli import main
 
     src = tmp_path / "in"
     src.mkdir()
@@ -231,7 +231,7 @@ def test_batch_explain_writes_one_png_per_face_and_resumes(tmp_path, sample_phot
 
 
 def test_batch_explain_help_and_inputs_inside_explained(tmp_path, sample_photo, tiny_zoo, capsys):
-    from app.batch import build_parser, main
+    from app.batch._cli import build_parser, main
 
     assert "--explain" in build_parser().format_help()
     out = tmp_path / "out"
@@ -344,7 +344,7 @@ def test_export_step_errors_are_one_line(tmp_path, tiny_zoo, capsys):
 
 
 def test_jet_palette_runs_blue_to_red():
-    from app.saliency_pictures import jet
+    from app.outputs._saliency_pictures import jet
 
     low, mid, high = jet(np.array([0.0, 0.5, 1.0]))
     assert low[2] > 100 and low[0] == low[1] == 0  # dark blue

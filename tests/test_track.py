@@ -1,4 +1,4 @@
-"""app.track and app.shots: track numbers that stay with faces, and shot cuts that end them.
+"""app.video._track and app.video._shots: track numbers that stay with faces, and shot cuts that end them.
 
 Three layers: the tracker on synthetic Box sequences (no detector), synthetic clips rendered in memory from
 the sample portrait with the real Haar detector on every frame (benchmarks/tracking.py builds them), and the
@@ -13,9 +13,10 @@ import math
 import numpy as np
 import pytest
 
-from app.detect import Box
-from app.shots import CUT_THRESHOLD, CutDetector, distance, signature
-from app.track import DETECT_EVERY, Tracked, Tracker, assign, track_video
+from app.core import Box
+from app.video import DETECT_EVERY, Frame, assign
+from app.video._shots import CUT_THRESHOLD, CutDetector, distance, signature
+from app.video._track import Tracked, Tracker, TrackingRun, track_frames
 from benchmarks import tracking as bench
 
 FPS = 30.0
@@ -264,35 +265,47 @@ def test_synthetic_clip_one_track_per_face(clip_name, every, request):
     assert score.switches == 0, score
 
 
-def test_track_video_detects_on_the_schedule(crossing):
+def _frames(pairs, start=0):
+    """``(time_s, rgb)`` pairs as the decoder's frames, numbered from ``start``."""
+    return [Frame(start + i, time_s, rgb) for i, (time_s, rgb) in enumerate(pairs)]
+
+
+def test_track_frames_detects_on_the_schedule(crossing):
     calls = []
 
     def detect(rgb):
         calls.append(len(calls))
-        return []
+        return None, []
 
-    results = list(track_video(crossing.frames[:10], detect, detect_every=4))
+    results = list(track_frames(_frames(crossing.frames[:10]), detect, detect_every=4))
     assert [r.detected for r in results] == [True, False, False, False, True, False, False, False, True, False]
     assert len(calls) == 3
-    resumed = list(track_video(crossing.frames[5:10], detect, detect_every=4, start=5))  # no state: detect at once
-    assert [r.detected for r in resumed] == [True, False, False, True, False]
+    # a fresh run told that 5 frames were analysed before (a segment of a long video) keeps the whole run's
+    # schedule: it detects on frame 8, as the whole run does, not at once
+    resumed = list(track_frames(_frames(crossing.frames[5:10], 5), detect, detect_every=4, run=TrackingRun(analysed=5)))
+    assert [r.detected for r in resumed] == [False, False, False, True, False]
     with pytest.raises(ValueError):
-        next(track_video(crossing.frames, detect, detect_every=0))
+        next(track_frames(_frames(crossing.frames), detect, detect_every=0))
 
 
-def test_track_video_resumes_exactly_from_saved_state(crossing):
+def test_track_frames_resumes_exactly_from_saved_state(crossing):
     index = {id(rgb): i for i, (_, rgb) in enumerate(crossing.frames)}
 
     def detect(rgb):
-        return crossing.detections[index[id(rgb)]]
+        return None, crossing.detections[index[id(rgb)]]
 
-    whole = list(track_video(crossing.frames, detect, detect_every=DETECT_EVERY))
-    tracker, cuts = Tracker(frame_size=(480, 270)), CutDetector()
-    head = list(track_video(crossing.frames[:40], detect, tracker=tracker, cuts=cuts))
-    saved = json.loads(json.dumps({"tracker": tracker.state(), "cuts": cuts.state()}))
-    tail = list(track_video(crossing.frames[40:], detect, tracker=Tracker.from_state(saved["tracker"]),
-                            cuts=CutDetector.from_state(saved["cuts"]), start=40))
-    assert head + tail == whole
+    def summary(results):
+        return [(r.frame.index, r.tracks, r.cut, r.detected) for r in results]
+
+    frames = _frames(crossing.frames)
+    whole = list(track_frames(frames, detect, detect_every=DETECT_EVERY))
+    run = TrackingRun()
+    head = list(track_frames(frames[:40], detect, run=run))
+    saved = json.loads(json.dumps({"tracker": run.tracker.state(), "cuts": run.cuts.state(), "analysed": run.analysed}))
+    restored = TrackingRun(Tracker.from_state(saved["tracker"]), CutDetector.from_state(saved["cuts"]),
+                           saved["analysed"])
+    tail = list(track_frames(frames[40:], detect, run=restored))
+    assert summary(head + tail) == summary(whole)
 
 
 # --- the real clips (../shared/data/videos) ---------------------------------------------------------------------
@@ -309,7 +322,8 @@ def videos(shared_dir):
 
 def _track_real(path):
     clip = bench.real_clip(path)
-    results = list(track_video(clip.frames, bench.detect_faces, detect_every=DETECT_EVERY))
+    results = list(track_frames(_frames(clip.frames), lambda rgb: (None, bench.detect_faces(rgb)),
+                                detect_every=DETECT_EVERY))
     return [r.tracks for r in results], [i for i, r in enumerate(results) if r.cut]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import video as V
+from app.video import _decode as V
 from tests.video_synth import (
     corner_frames,
     moving_square_frames,

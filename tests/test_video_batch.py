@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.batch import main
-from app.emotions import EMOTIONS
-from app.smooth import Smoother, label_changes
+from app.batch._cli import main
+from app.core import EMOTIONS
+from app.video._smooth import Smoother, label_changes
 from tests.video_synth import pan_frames, write_audio_only, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]

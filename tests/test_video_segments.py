@@ -1,4 +1,4 @@
-"""app.video_segments: a long video labelled in segments gives a whole run's rows, track numbers included.
+"""app.batch._segments: a long video labelled in segments gives a whole run's rows, track numbers included.
 
 Most tests label a synthetic clip of bright squares ("faces") with a stand-in detector that finds them exactly
 (the Haar detector costs ~100 ms a frame on the busy test machines) and call the segment functions directly; one
@@ -14,12 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-import app.video_label as video_label
-from app.detect import Box
-from app.video import frame_table, frames, sampled
-from app.video_label import VideoOptions, label_video
-from app.video_rows import frame_rows
-from app.video_segments import (
+from app.batch._segments import (
     Segment,
     check_segment,
     match_tracks,
@@ -29,6 +24,10 @@ from app.video_segments import (
     stitch,
     warmup_s,
 )
+from app.core import Box
+from app.detect import _faces as faces_step
+from app.outputs import frame_rows
+from app.video import VideoOptions, frame_table, frames, label_video, sampled
 from tests.video_synth import write_clip
 
 FPS = 30
@@ -52,8 +51,8 @@ def squares(n: int = 150, w: int = 192, h: int = 112, cut_at: int | None = None)
 
 
 def find_squares(rgb: np.ndarray, eye_check: bool = True, detector: str | None = None) -> list[Box]:
-    """The stand-in detector: every bright blob is a face."""
-    mask = (rgb.min(axis=2) > 150).astype(np.uint8)
+    """The stand-in detector: every bright blob is a face (given the frame's gray copy, as the Haar path is)."""
+    mask = ((rgb if rgb.ndim == 2 else rgb.min(axis=2)) > 150).astype(np.uint8)
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask)
     return [Box(int(x), int(y), int(w), int(h), 2) for x, y, w, h, area in stats[1:] if area > 100]
 
@@ -67,9 +66,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def labeler(tiny_zoo, monkeypatch):
-    from app.labeler import Labeler
+    from app.models import Labeler
 
-    monkeypatch.setattr(video_label, "detect_faces", find_squares)
+    monkeypatch.setattr(faces_step, "detect_faces", find_squares)
     return Labeler(tiny_zoo, threads=1)
 
 
@@ -174,8 +173,8 @@ def test_cluster_labels_a_long_video_in_segments(tmp_path, sample_photo, tiny_zo
     so the warm-up is the tracker's 10 detection runs, 1 s); frames.csv rows as --workers 1 writes them within
     the documented tolerance, tracks.csv, charts and thumbnails alike."""
     pytest.importorskip("distributed")
-    import app.video_segments as segments
-    from app.batch import main
+    from app.batch import _segments as segments
+    from app.batch._cli import main
 
     monkeypatch.setattr(segments, "WARMUP_S", 0.5)
     src = tmp_path / "in"

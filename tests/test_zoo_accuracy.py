@@ -51,7 +51,7 @@ def test_manifest_accuracy_matches_an_outside_evaluation(entry, private_test):
 def test_the_app_labels_with_the_manifest_accuracy(private_test, tta):
     """What the app shows (each model and the weighted ensemble, with or without its flip-TTA option) scores the
     manifest's numbers: the app and training.evaluate apply one rule."""
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     manifest = json.loads((ZOO / "manifest.json").read_text())
     x, y = private_test
@@ -104,7 +104,7 @@ def _ferplus_majority_private_test(classes: list[str]) -> dict[str, int]:
 def test_the_app_agrees_with_the_ferplus_majority_as_the_manifest_says():
     """Issue 25's truth, computed from the published votes by an independent reader: each model and the
     weighted ensemble, as the app runs them, score the manifest's FER+ PrivateTest accuracies."""
-    from app.labeler import Labeler
+    from app.models import Labeler
 
     manifest = json.loads((ZOO / "manifest.json").read_text())
     if "ferplus_private_test_accuracy" not in manifest.get("ensemble", {}):

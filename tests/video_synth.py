@@ -12,7 +12,7 @@ pixels, well under a second) so a clip costs milliseconds to write.
 
 Containers and codecs this PyAV build can write (checked in tests/test_video.py): MP4/MOV/M4V/MKV with H.264
 (libx264, or mpeg4), AVI with Motion JPEG, WebM with VP8 (libvpx) or VP9 (libvpx-vp9). ``rotate`` needs PyAV 18
-(``VideoStream.set_display_rotation``); reading the clips works with any PyAV app/video.py supports.
+(``VideoStream.set_display_rotation``); reading the clips works with any PyAV app/video/_decode.py supports.
 """
 
 from __future__ import annotations

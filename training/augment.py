@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.atomic import atomic_path
+from app.core import atomic_path
 from training.datasets import NPZ_ERRORS
 
 TRANSFORMS = ("original", "mirror", "rotate_ccw", "rotate_cw")

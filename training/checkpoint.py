@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from app.atomic import atomic_path
+from app.core import atomic_path
 from training.models import build_model
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.atomic import atomic_path
+from app.core import atomic_path
 
 FORMATS = ("fp32", "fp16", "int8")
 MIN_ELEMENTS = 1024  # small tensors (biases, BatchNorm) stay fp32: no size to win, only precision to lose

@@ -1,7 +1,7 @@
 """Read FER2013 from the Kaggle CSV or the Kaggle image folders into compact uint8 arrays.
 
 Both layouts give the same three canonical splits (Training, PublicTest = validation, PrivateTest = test)
-with labels in the order of ``app.emotions.EMOTIONS``. Parsing 35,887 rows or JPEGs takes tens of seconds, so
+with labels in the order of ``app.core.EMOTIONS``. Parsing 35,887 rows or JPEGs takes tens of seconds, so
 the result is cached as an ``.npz`` keyed on the input's path, size and modification time; a second run starts
 in about a second.
 """
@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.atomic import atomic_path
-from app.emotions import EMOTIONS
+from app.core import EMOTIONS, atomic_path
 
 SIDE = 48
 USAGES = ("Training", "PublicTest", "PrivateTest")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.labeler import softmax, weighted_mean
+from app.models._labeler import softmax, weighted_mean
 
 
 def weight_grid(n_models: int, step: float) -> np.ndarray:

@@ -16,20 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from app.emotions import EMOTIONS
-from app.labeler import softmax, weighted_mean
-from app.zoo import ModelInfo
+from app.core import EMOTIONS
+from app.models import ModelInfo
+from app.models._labeler import softmax, weighted_mean
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # float32 [N,1,48,48] in [0,1] -> logits [N,7]
 
 
 def onnx_predictor(path: str | Path, threads: int | None = None) -> Predictor:
     """Run an exported model with onnxruntime, exactly as the app does; a missing, corrupt or foreign file is a
-    ``ValueError`` naming it (the app's own contract check, ``app.sessions.open_model``)."""
+    ``ValueError`` naming it (the app's own contract check, ``app.models._sessions.open_model``)."""
     import onnxruntime as ort
 
-    from app.labeler import CROP_SIZE
-    from app.sessions import open_model
+    from app.core import CROP_SIZE
+    from app.models._sessions import open_model
 
     opts = ort.SessionOptions()
     if threads:
@@ -65,7 +65,7 @@ def ensemble_predictor(predictors: list[Predictor], weights: list[float] | None 
 
 def zoo_models(zoo_dir: str | Path) -> list[ModelInfo]:
     """The models of a zoo's manifest, in manifest order, read and validated exactly as the app reads them."""
-    from app.zoo import ZooError, load_manifest
+    from app.models import ZooError, load_manifest
 
     try:
         return load_manifest(zoo_dir)[1]
@@ -187,15 +187,14 @@ def record_ensemble(zoo_dir: str | Path, models: list[str], split: str, metrics:
 def explain_grids(files: list[Path], zoo_dir: str | None, images: np.ndarray, labels: np.ndarray, per_class: int,
                   out_dir: str | Path) -> list[Path]:
     """``saliency_<model>.png`` per model: ``per_class`` faces of each class with the model's saliency map for
-    its predicted class (``app.saliency.class_grid``). The maps come from the app's own code, so each model must
-    sit in a zoo folder whose manifest lists it (``--zoo``, or the folder of the ``.onnx`` file)."""
+    its predicted class (``app.outputs._saliency_pictures.class_grid``). The maps come from the app's own code, so
+    each model must sit in a zoo folder whose manifest lists it (``--zoo``, or the folder of the ``.onnx`` file)."""
     import copy
 
     import cv2
 
-    from app.labeler import Labeler
-    from app.saliency_pictures import class_grid
-    from app.zoo import ZooError
+    from app.models import Labeler, ZooError
+    from app.outputs._saliency_pictures import class_grid
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Export a trained model to ONNX per the app's contract and record it in ``models_zoo/manifest.json``.
 
 Contract: input ``input`` float32 ``[N, 1, H, W]`` (dynamic N) in ``[0, 1]``; first output ``logits`` float32
-``[N, 7]`` in ``app.emotions.EMOTIONS`` order. Normalisation is inside the graph. After scoring, the saliency
+``[N, 7]`` in ``app.core.EMOTIONS`` order. Normalisation is inside the graph. After scoring, the saliency
 maps' extra outputs and explainer graph are added (``training.saliency_export``). Example::
 
     python -m training.export logs/cnn-20261123-2330/best.pt --name cnn --data ../shared/data/fer2013
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from app.atomic import atomic_path
+from app.core import atomic_path
 from training.compress import FORMATS
 from training.evaluate import onnx_predictor, score
 from training.manifest import manifest_entry, read_manifest, update_manifest, write_manifest

@@ -3,7 +3,7 @@ as a training target.
 
 FER2013's own label is one person's guess; on PrivateTest it equals the ten-person FER+ majority on only
 65.6% of the faces that have one. This module reads the votes in either published form and turns them into
-what training and evaluation need, always in the app's seven-class order (``app.emotions.EMOTIONS``):
+what training and evaluation need, always in the app's seven-class order (``app.core.EMOTIONS``):
 
 - ``ferplus_votes.csv`` (``file,usage,ferplus_image,match_distance,<10 vote columns>``): the votes attached
   to the files of the Kaggle image-folder layout; files with no match have no FER+ label.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.emotions import EMOTIONS
+from app.core import EMOTIONS
 from training.datasets import DatasetError, Split
 
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown",

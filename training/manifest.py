@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.atomic import write_text
-from app.emotions import EMOTIONS
+from app.core import EMOTIONS, write_text
 from training.models import DISPLAY_NAMES
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.ferplus import EMOTIONS  # the seven-class order of every array here (app.emotions.EMOTIONS)
+from training.ferplus import EMOTIONS  # the seven-class order of every array here (app.core.EMOTIONS)
 
 N_CLASSES = len(EMOTIONS)
 

@@ -2,7 +2,7 @@
 
 Layer names and shapes follow ``facenet_pytorch/models/mtcnn.py`` exactly, so its ``data/{pnet,rnet,onet}.pt``
 state dicts load with ``strict=True``; the package itself is never installed (it pins an old torch).
-``packaging/build_mtcnn.py`` exports them to ONNX for ``app/mtcnn.py``; the tests rebuild them from those ONNX
+``packaging/build_mtcnn.py`` exports them to ONNX for ``app/detect/_mtcnn.py``; the tests rebuild them from those ONNX
 files' weights to check that the app's numpy + onnxruntime pipeline computes what the torch nets compute.
 
 ONNX contract (what ``Exported`` wraps around each net): input ``image`` float32 ``[N, 3, H, W]`` RGB in

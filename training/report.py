@@ -20,7 +20,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from app.zoo import LABEL_SOURCES, label_source
+from app.models import label_source
+from app.models._zoo import LABEL_SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ PUBLISHED = [
 
 
 def manifest_label_source(manifest: dict) -> str:
-    """:func:`app.zoo.label_source` of a manifest read as JSON, whose model files may be gone (old versions read
+    """:func:`app.models.label_source` of a manifest read as JSON, whose model files may be gone (old versions read
     back from git by training.zoo_history): ``"FER+ votes"``, or each model's source when they differ."""
     return label_source([SimpleNamespace(name=m["name"], labels=m.get("labels", "fer2013"))
                          for m in manifest["models"]])

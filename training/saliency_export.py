@@ -5,7 +5,7 @@ gradient of a logit with respect to the last convolutional features (or the pixe
 is a short chain of matrix products, ``W_last^T diag(bn_scale * act') W^T ...``, whose only per-face parts are
 the activation derivatives. So this step (a) adds the last conv features and each hidden activation of the head
 as extra outputs of the model graph and (b) writes ``<model>.saliency.onnx``, a graph holding the head's
-constants that turns those outputs into maps for every class (``app/saliency.py`` runs both). Why two graphs:
+constants that turns those outputs into maps for every class (``app/models/_saliency.py`` runs both). Why two graphs:
 
 * onnxruntime computes every node of a graph whatever outputs are fetched (measured: an unfetched 20-MatMul
   branch still cost its full time), so the maps' arithmetic must not live in the model graph, or labelling with
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.atomic import atomic_path
+from app.core import atomic_path
 from training.manifest import read_manifest, write_manifest
 
 LOGITS = "logits"
@@ -155,7 +155,7 @@ def explainer_graph(info: dict, feature_shape: list | None, input_hw: tuple[int,
     summed over its S positions per channel to ``[K, out]``; HiResCAM keeps every position.
     Large weights are stored float16 with a Cast back (as ``training.compress`` does). onnxruntime runs it,
     not numpy: numpy's OpenBLAS threads spin against the other work on a busy machine (measured 23 ms against
-    2 ms single-threaded for the FF's first product) where ORT's sleep (``app.sessions.session_options``).
+    2 ms single-threaded for the FF's first product) where ORT's sleep (``app.core.session_options``).
     """
     from onnx import TensorProto, helper, numpy_helper
 

@@ -1,7 +1,7 @@
 """The EmotionLens desktop window, in parts a reader can find by name.
 
 * ``window``: the app shell (menus, toolbar, status bar, worker thread, face selection) and :func:`run`.
-* ``photo_view``: the photo canvas (zoom, pan, boxes, tags and labels placed by app.layout, clicks).
+* ``photo_view``: the photo canvas (zoom, pan, boxes, tags and labels placed by app.outputs._placement, clicks).
 * ``face_panel``: the side panel (sortable table, one row per face; the selected face's card and charts).
 * ``messages``: what the window says to the user, and where folder labelling writes by default.
 * ``worker``: the background thread that loads the models and labels photos and folders.
@@ -11,9 +11,9 @@
 * ``video_mode``: a video in the window: the player and the track table in place of the photo, the analysis
   with progress and Cancel, the export. Its parts: ``player`` (frame, transport, seek slider),
   ``decoder`` (the player's decoding thread), ``timeline_view`` (the selected track's chart, click to seek),
-  ``track_panel`` (one row per track), ``analysis`` (app.video_label on a thread, results kept small) and
+  ``track_panel`` (one row per track), ``analysis`` (app.video._pipeline on a thread, results kept small) and
   ``video_export`` (frames.csv, tracks.csv, timelines/, the annotated MP4).
-* ``webcam``: a camera (or a file played live) labelled as it comes, with Record to CSV (app.live).
+* ``webcam``: a camera (or a file played live) labelled as it comes, with Record to CSV (app.video._live).
 """
 
 from app.gui.folders import label_folder

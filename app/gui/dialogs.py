@@ -12,11 +12,11 @@ import tkinter as tk
 from pathlib import Path
 from tkinter import filedialog, messagebox, simpledialog, ttk
 
+from app.core import IMAGE_SUFFIXES
 from app.gui.folders import OutputFolderDialog
 from app.gui.messages import default_output_folder
-from app.imageio import IMAGE_SUFFIXES
+from app.outputs import FRAMES, TRACKS
 from app.video import VIDEO_SUFFIXES, is_video
-from app.video_rows import FRAMES, TRACKS
 
 
 def _patterns(suffixes: frozenset[str] | set[str]) -> str:

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageTk
 
-from app.emotions import EMOTIONS
+from app.core import EMOTIONS
 from app.gui.photo_view import hex_color
-from app.saliency import METHOD_TITLES
-from app.saliency_pictures import overlay
+from app.models import METHOD_TITLES
+from app.outputs import overlay
 
 CHART_MIN_W = 185  # the card lays out as many chart columns as fit this width
 THUMB = 96  # px at 96 DPI; grows with the font on high-DPI screens

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 import tkinter as tk
@@ -13,7 +12,7 @@ from typing import Any
 
 from app.detect import DETECTORS
 from app.gui.messages import output_folder_question
-from app.labels_csv import labels_header
+from app.outputs import labels_header
 
 
 def label_folder(
@@ -33,13 +32,13 @@ def label_folder(
     a cancelled GUI run; only the stop signal (``cancel``) and the progress report differ from the CLI's.
     Returns app.batch's summary dict.
     """
-    from app import batch
+    from app.batch import RunSettings, label_items, prepare_outputs, scan_inputs, write_summary
 
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    scan = batch.scan_inputs([folder], out_dir, recursive=False)
-    done = batch.prepare_outputs(out_dir, labels_header(labeler.models), resume=False)
-    this_run, cancelled = batch.label_items(
+    scan = scan_inputs([folder], out_dir, recursive=False)
+    done = prepare_outputs(out_dir, labels_header(labeler.models), resume=False)
+    this_run, cancelled = label_items(
         labeler, scan.items, out_dir,
         eye_check=eye_check,
         tta=tta,
@@ -49,8 +48,8 @@ def label_folder(
         progress=progress,
         detector=detector,
     )
-    args = argparse.Namespace(no_eye_check=not eye_check, tta=tta, detector=detector)
-    return batch.write_summary(out_dir, scan, done, this_run, labeler, args, time.perf_counter() - t0, cancelled)
+    settings = RunSettings(eye_check=eye_check, tta=tta, detector=detector)
+    return write_summary(out_dir, scan, done, this_run, labeler, settings, time.perf_counter() - t0, cancelled)
 
 
 class OutputFolderDialog:

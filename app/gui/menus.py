@@ -12,7 +12,7 @@ from typing import Any
 
 from app import __version__
 from app.detect import DETECTORS
-from app.zoo import available_zoos, zoo_title
+from app.models import available_zoos, zoo_title
 
 
 def about_text(labeler: Any, zoo_dir: Path | None, zoo_error: str | None = None) -> str:
@@ -30,7 +30,7 @@ def about_text(labeler: Any, zoo_dir: Path | None, zoo_error: str | None = None)
 
 
 def build_menu(win: Any) -> tuple[tk.Menu, tk.Menu]:
-    """File, View, Options, Detector, Models (which zoo labels: :func:`app.zoo.available_zoos`) and Help menus
+    """File, View, Options, Detector, Models (which zoo labels: :func:`app.models.available_zoos`) and Help menus
     bound to ``win``'s handlers; returns (File, Detector)."""
     root = win.root
     menubar = tk.Menu(root)

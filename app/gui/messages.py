@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.imageio import IMAGE_SUFFIXES
+from app.core import IMAGE_SUFFIXES
 
 OUTPUT_SUFFIX = " labels"  # "Holiday" -> "Holiday labels", next to it
 

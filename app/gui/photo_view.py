@@ -5,7 +5,7 @@ Why it is built this way:
 * Only the visible part of the photo is resampled, to the canvas's size, so zooming into a 6000 px photo costs
   what the fitted view costs. ``scale``/``ox``/``oy`` map photo pixels to canvas pixels: ``X = ox + x * scale``.
 * Boxes and labels are canvas items in canvas pixels, so they stay crisp at any zoom; where the labels go is
-  decided by :func:`app.layout.place_labels`, the rule the saved images use too, so no label covers a face.
+  decided by :func:`app.outputs.place_labels`, the rule the saved images use too, so no label covers a face.
   A face whose full line has no room shows it on hover and while selected (drawn on top, allowed to cover).
 * A press that moves more than a few pixels pans; one that does not selects the face under the pointer.
 """
@@ -18,8 +18,18 @@ from typing import Any
 
 from PIL import Image, ImageTk
 
-from app.annotate import LABEL_BG, SEP, SEP_COLOR, color, number_prefix, tag_text, text_color
-from app.layout import Placement, place_labels, place_popup
+from app.outputs import (
+    LABEL_BG,
+    SEP,
+    SEP_COLOR,
+    Placement,
+    color,
+    number_prefix,
+    place_labels,
+    place_popup,
+    tag_text,
+    text_color,
+)
 
 CANVAS_BG = "#2b2b2b"
 SELECTED = "#ffffff"
@@ -185,7 +195,7 @@ class PhotoView:
         self.redraw()
 
     def _face(self, index: int | None) -> Any:
-        return next((f for f in self.faces if f.index == index), None)
+        return next((f for f in self.faces if f.number == index), None)
 
     # ------------------------------------------------------------------ drawing
 
@@ -232,7 +242,7 @@ class PhotoView:
         return number_prefix(face, len(self.faces) > 1)
 
     def _sizes(self, face: Any) -> tuple[Any, Any]:
-        """(tag sizes, full-label sizes) in canvas pixels for app.layout."""
+        """(tag sizes, full-label sizes) in canvas pixels for app.outputs._placement."""
         f = self.font
         line_h = f.metrics("linespace")
         tag = ((f.measure(tag_text(face)) + 8, line_h + 2), (f.measure(tag_text(face, True)) + 8, line_h + 2))
@@ -254,16 +264,16 @@ class PhotoView:
             self._layout_key = key
         c = self.canvas
         for face, box, pl in zip(self.faces, boxes, self.placements, strict=True):
-            tag = f"face{face.index}"
-            col = hex_color(face.ensemble.label)
-            selected = face.index == self.selected
+            tag = f"face{face.number}"
+            col = hex_color(face.label.label)
+            selected = face.number == self.selected
             c.create_rectangle(*box, outline=SELECTED if selected else "black", width=7 if selected else 5,
                                tags=(tag, "box", "halo"))
             c.create_rectangle(*box, outline=col, width=3, tags=(tag, "box"))
             c.create_rectangle(*pl.tag, fill=col, outline=SELECTED if selected else "", width=2, tags=(tag, "tag"))
             c.create_text(pl.tag[0] + 4, pl.tag[1] + 1, text=tag_text(face, pl.short), anchor=tk.NW,
-                          font=self.font, fill=_hex(text_color(color(face.ensemble.label))), tags=(tag, "tagtext"))
-            if pl.full is not None and face.index not in (self.selected, self.hover):
+                          font=self.font, fill=_hex(text_color(color(face.label.label))), tags=(tag, "tagtext"))
+            if pl.full is not None and face.number not in (self.selected, self.hover):
                 self._draw_full(face, pl.full, pl.stacked, pl.leader, ("fixed",))
         for index in (self.hover, self.selected):  # on top of everything, where it fits or next to the box
             face = self._face(index)
@@ -280,8 +290,8 @@ class PhotoView:
 
     def _draw_full(self, face: Any, rect: tuple[float, ...], stacked: bool, leader: Any, extra: tuple[str, ...]):
         c = self.canvas
-        tag = f"face{face.index}"
-        col = hex_color(face.ensemble.label)
+        tag = f"face{face.number}"
+        col = hex_color(face.label.label)
         if leader is not None:
             c.create_line(*leader, fill=col, width=2, tags=(tag, *extra))
         c.create_rectangle(*rect, fill=_hex(LABEL_BG), outline=col, tags=(tag, "full", *extra))
@@ -323,9 +333,9 @@ class PhotoView:
         for face, pl in zip(self.faces, self.placements, strict=False):
             x0, y0, x1, y1 = self.to_canvas(face.box)
             if x0 <= x <= x1 and y0 <= y <= y1:
-                hits.append(((x1 - x0) * (y1 - y0), face.index))
+                hits.append(((x1 - x0) * (y1 - y0), face.number))
             elif any(r is not None and r[0] <= x <= r[2] and r[1] <= y <= r[3] for r in (pl.tag, pl.full)):
-                hits.append((0.0, face.index))
+                hits.append((0.0, face.number))
         return min(hits)[1] if hits else None
 
     def _on_press(self, e: tk.Event) -> None:

@@ -11,7 +11,7 @@ Design notes (why it is built this way):
   scrolls the table and the photo to it and announces it in the status bar.
 * Every failure the user can cause (unreadable file, no face, missing models) becomes a message in the
   window, never a traceback, in plain words (app.gui.messages); the technical line is behind "Details…".
-* A video (app.gui.video_mode) or a camera (app.gui.webcam) takes the photo's place: :meth:`App.show_panes`
+* A video (app.gui.video.video_mode) or a camera (app.gui.video.webcam) takes the photo's place: :meth:`App.show_panes`
   swaps the body's two panes (the picture, its side panel), and each mode keeps its own threads and timer.
 * Dialogs live only in the ``ask_*`` handlers (app.gui.dialogs); ``open_image``, ``open_video``,
   ``open_folder``, ``save_annotated``, ``export_video``, ``start_webcam``, ``set_eye_check``, ``set_tta``,
@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from app.annotate import label_parts
 from app.detect import DETECTORS
 from app.gui.dialogs import Dialogs
 from app.gui.face_panel import FacePanel, percent
@@ -49,11 +48,12 @@ from app.gui.messages import (
     unreadable_photo,
 )
 from app.gui.photo_view import PhotoView
-from app.gui.video_mode import VideoMode
-from app.gui.webcam import WebcamMode
+from app.gui.video.video_mode import VideoMode
+from app.gui.video.webcam import WebcamMode
 from app.gui.worker import Job, Loaded, Worker
+from app.models import default_zoo_dir
+from app.outputs import label_parts
 from app.video import is_video
-from app.zoo import default_zoo_dir
 
 APP_NAME = "EmotionLens"
 PANEL_WIDTH = 420  # side panel at start; the user can drag the divider
@@ -158,7 +158,7 @@ class App(Dialogs):
         self.zoo_var = tk.StringVar(master=root, value=str(self.zoo_dir or default_zoo_dir()))
         self.maps_var = tk.BooleanVar(master=root, value=False)  # saliency maps in the card: no relabelling
         self.maps_var.trace_add("write", lambda *_: self.panel.set_maps(self.maps_var.get()))
-        self._options_applied = self._options()
+        self._options_applied = self.options()
         for var in (self.eye_var, self.tta_var, self.detector_var):
             var.trace_add("write", lambda *_: self._on_option_toggle())
         self.status_var = tk.StringVar(master=root, value="Loading models…")
@@ -233,12 +233,12 @@ class App(Dialogs):
         self.worker.latest_request += 1
         self._open_path, self._open_request = p, self.worker.latest_request
         self.root.title(f"{p.name} — {APP_NAME}")
-        self._set_busy(f"Labelling {p.name}…")
+        self.set_busy(f"Labelling {p.name}…")
         self.worker.submit(self._label_job(path=p))
         return self.worker.latest_request
 
     def open_video(self, path: str | os.PathLike) -> None:
-        """Show a video in the player and analyse it off the UI thread (app.gui.video_mode)."""
+        """Show a video in the player and analyse it off the UI thread (app.gui.video.video_mode)."""
         self.webcam.close()
         self.root.title(f"{Path(path).name} — {APP_NAME}")
         self.video.open(path)
@@ -249,7 +249,7 @@ class App(Dialogs):
         return self.video.export(out_dir)
 
     def start_webcam(self, spec: int | str = 0, record: str | os.PathLike | None = None) -> bool:
-        """Label camera ``spec`` (or a video file played live) in the window (app.gui.webcam)."""
+        """Label camera ``spec`` (or a video file played live) in the window (app.gui.video.webcam)."""
         self.video.close()
         return self.webcam.start(spec, record)
 
@@ -269,7 +269,7 @@ class App(Dialogs):
             self._place_sash(self.body.winfo_width())
 
     def _label_job(self, path: Path | None, rgb: np.ndarray | None = None) -> Job:
-        eye, tta, det = self._options()
+        eye, tta, det = self.options()
         return Job("label", self.worker.latest_request, path=path, rgb=rgb, eye_check=eye, tta=tta, detector=det)
 
     def relabel(self) -> int | None:
@@ -279,7 +279,7 @@ class App(Dialogs):
         if self.rgb is None:
             return None
         self.worker.latest_request += 1
-        self._set_busy(f"Labelling {self.path.name if self.path else 'photo'}…")
+        self.set_busy(f"Labelling {self.path.name if self.path else 'photo'}…")
         self.worker.submit(self._label_job(path=self.path, rgb=self.rgb))
         return self.worker.latest_request
 
@@ -309,7 +309,7 @@ class App(Dialogs):
         try:
             maps = labeler.explain(np.asarray(face.crop, np.uint8)[None])
         except Exception as e:  # a broken explainer must cost the maps, never the window
-            self._set_detail(f"saliency maps failed: {type(e).__name__}: {' '.join(str(e).split())}")
+            self.set_detail(f"saliency maps failed: {type(e).__name__}: {' '.join(str(e).split())}")
             return None
         return {name: m[0] for name, m in maps.items()}
 
@@ -327,17 +327,17 @@ class App(Dialogs):
 
     def reload_models(self) -> None:
         """Try loading the model zoo again (after the user copied the models in)."""
-        self._set_busy("Loading models…")
+        self.set_busy("Loading models…")
         self.worker.submit(Job("models", 0))
 
     def save_annotated(self, path: str | os.PathLike) -> Path:
         """Write the current photo with numbered boxes and labels baked in (full resolution)."""
-        from app.annotate import annotate, save_image
+        from app.outputs import annotate, save_image
 
         if self.rgb is None or self.result is None:
             raise RuntimeError("no labelled photo to save")
         out = Path(path)
-        save_image(annotate(self.rgb, self.result, self._display_names()), out)
+        save_image(annotate(self.rgb, self.result.shown(), self._display_names()), out)
         self.status_var.set(f"Saved {out}")
         return out
 
@@ -359,7 +359,7 @@ class App(Dialogs):
             self.status_var.set(f"Not started: {out.name} already holds files; choose an empty or new folder.")
             return None
         self.cancel_batch()
-        eye, tta, det = self._options()
+        eye, tta, det = self.options()
         job = Job("batch", 0, path=src, out_dir=out, eye_check=eye, tta=tta, detector=det)
         self._batch_job = job
         self.batch_summary = ""
@@ -490,7 +490,7 @@ class App(Dialogs):
         self.root.destroy()
 
     def _default_labeler_factory(self) -> Any:
-        from app.labeler import Labeler
+        from app.models import Labeler
 
         return Labeler(zoo_dir=self.zoo_dir)
 
@@ -505,7 +505,7 @@ class App(Dialogs):
 
     @property
     def labeler(self) -> Any:
-        """The loaded models (app.labeler.Labeler), or None while they are not loaded."""
+        """The loaded models (app.models.Labeler), or None while they are not loaded."""
         return self.worker.labeler
 
     # ------------------------------------------------------------------ Tk thread: results
@@ -533,7 +533,7 @@ class App(Dialogs):
                                                "changed; try again, or see Details.", payload))
                     self.status_var.set("Something went wrong: see Details.")
                 if self.worker.pending == 0:
-                    self._set_idle()
+                    self.set_idle()
         except queue.Empty:
             pass
         self._poll_after = self.root.after(POLL_MS, self._poll)
@@ -541,17 +541,17 @@ class App(Dialogs):
     def _show_problem(self, msg: Message | None) -> None:
         """Draw ``msg`` over the photo (None clears it) and offer its detail behind the Details button."""
         self.photo.message = msg.text if msg else ""
-        self._set_detail(msg.detail if msg else "")
+        self.set_detail(msg.detail if msg else "")
         self.photo.redraw()
 
-    def _set_detail(self, detail: str) -> None:
+    def set_detail(self, detail: str) -> None:
         self.detail = detail
         if detail:
             self.details_btn.pack(side=tk.RIGHT, padx=(6, 0))
         else:
             self.details_btn.pack_forget()
 
-    def _models_message(self, error: str) -> Message:
+    def models_message(self, error: str) -> Message:
 
         return models_problem(error, self.zoo_dir if self.zoo_dir is not None else default_zoo_dir())
 
@@ -559,7 +559,7 @@ class App(Dialogs):
         had_error = self.zoo_error is not None
         self.zoo_error = error
         if error:
-            self._show_problem(self._models_message(error))
+            self._show_problem(self.models_message(error))
             self.status_var.set(models_status(error))
             return
         names = ", ".join(m.display_name for m in self.labeler.models)
@@ -580,7 +580,7 @@ class App(Dialogs):
             self._draw_panel()
             self._show_problem(unreadable_photo(name, loaded.reason or "", loaded.error or ""))
             self.status_var.set(f"Cannot open {name}: {loaded.reason or loaded.error}")
-            self._update_save_state()
+            self.update_save_state()
             return
         new_photo = loaded.base is not None
         self.path, self.rgb = loaded.path, loaded.rgb
@@ -588,12 +588,12 @@ class App(Dialogs):
             h, w = loaded.rgb.shape[:2]
             self.photo.set_photo(loaded.base, (w, h), full=loaded.rgb)
         self.result = loaded.result
-        self._update_save_state()
+        self.update_save_state()
         if loaded.zoo_error:
             self.zoo_error = loaded.error
             self.result = None
             self._draw_panel()
-            msg = self._models_message(loaded.error or "")
+            msg = self.models_message(loaded.error or "")
             self._show_problem(Message("No expressions for this photo: " + msg.text[0].lower() + msg.text[1:],
                                        msg.detail))
             self.status_var.set(models_status(loaded.error or ""))
@@ -607,7 +607,7 @@ class App(Dialogs):
             f" = {1000 * (r.detect_seconds + r.label_seconds):.0f} ms"
         )
         n = len(r.faces)
-        eye, tta, det = self._options()
+        eye, tta, det = self.options()
         opts = ("eye check on" if eye else "eye check off") + (" · flip TTA" if tta else "") + f" · detector {det}"
         if n == 0:
             hint = (
@@ -619,7 +619,7 @@ class App(Dialogs):
         else:
             self._show_problem(None)
             self.status_var.set(f"{name} ({w}×{h}): {n} face{'s' if n != 1 else ''} · {timing} · {opts}")
-        self.photo.set_faces(r.faces, self._label_parts)
+        self.photo.set_faces(r.shown(), self._label_parts)
         self._draw_panel()
         self.selected = None
         if n == 1:
@@ -641,7 +641,7 @@ class App(Dialogs):
         if self.worker.pending == 0:
             self.progress.pack_forget()
         self._set_open_state(tk.NORMAL)
-        self._set_detail(detail)
+        self.set_detail(detail)
         self.status_var.set(summary)
 
     # ------------------------------------------------------------------ layout and panel
@@ -684,13 +684,13 @@ class App(Dialogs):
         else:
             hint = ("Click a face on the photo or a row above, or press N / P, to see its charts. "
                     "Ctrl+wheel zooms, dragging moves the photo.")
-        self.panel.set_faces(faces, self._models(), getattr(self.labeler, "classes", None), hint)
+        self.panel.set_faces(faces, self.models(), getattr(self.labeler, "classes", None), hint)
 
-    def _models(self) -> list[Any]:
+    def models(self) -> list[Any]:
         return list(self.labeler.models) if self.labeler is not None else []
 
     def _display_names(self) -> dict[str, str]:
-        return {m.name: m.display_name for m in self._models()}
+        return {m.name: m.display_name for m in self.models()}
 
     def _label_parts(self, face: Any) -> list[tuple[str, str]]:
         """(text, emotion) per model, in manifest order: ``("CNN happy 91%", "happy")``."""
@@ -698,7 +698,7 @@ class App(Dialogs):
 
     # ------------------------------------------------------------------ small state helpers
 
-    def _set_busy(self, text: str) -> None:
+    def set_busy(self, text: str) -> None:
         self.status_var.set(text)
         if self._batch_job is None:
             self.progress.configure(mode="indeterminate")
@@ -706,7 +706,7 @@ class App(Dialogs):
             self.progress.start(12)
         self.root.configure(cursor="watch")
 
-    def _set_idle(self) -> None:
+    def set_idle(self) -> None:
         self.progress.stop()
         self.progress.pack_forget()
         self.root.configure(cursor="")
@@ -715,22 +715,22 @@ class App(Dialogs):
         for w in (self.open_btn, self.folder_btn):
             w.configure(state=state)
 
-    def _update_save_state(self) -> None:
+    def update_save_state(self) -> None:
         self.save_btn.configure(state=tk.NORMAL if self.result is not None else tk.DISABLED)
 
-    def _options(self) -> tuple[bool, bool, str]:
+    def options(self) -> tuple[bool, bool, str]:
         """The labelling options the menus and toolbar set: (eye check, flip TTA, detector)."""
         return self.eye_var.get(), self.tta_var.get(), self.detector_var.get()
 
     def _on_option_toggle(self) -> None:
-        if self._options() != self._options_applied:  # a Tk variable fires on every set, changed or not
-            self._options_applied = self._options()
+        if self.options() != self._options_applied:  # a Tk variable fires on every set, changed or not
+            self._options_applied = self.options()
             self.video.restart_analysis() if self.video.active else self.relabel()
 
     def _report_callback_exception(self, exc: type[BaseException], val: BaseException, tb: Any) -> None:
         """A bug in a Tk callback: print it for the developer, show one line to the user, keep running."""
         traceback.print_exception(exc, val, tb, file=sys.stderr)
-        self._set_detail(f"{exc.__name__}: {' '.join(str(val).split())}")
+        self.set_detail(f"{exc.__name__}: {' '.join(str(val).split())}")
         self.status_var.set("Something went wrong: see Details.")
 
 

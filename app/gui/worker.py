@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from app.core import ImageError, load_image, one_line
 from app.detect import DETECTORS
 from app.gui.folders import label_folder
 from app.gui.messages import models_status
-from app.imageio import ImageError, load_image
 
 DISPLAY_MAX_SIDE = 2560  # photos larger than this are pre-shrunk once so zooming and resizing stay fast
 
@@ -52,10 +52,6 @@ class Loaded:
     error: str | None = None
     reason: str | None = None
     zoo_error: bool = False
-
-
-def one_line(e: BaseException | str) -> str:
-    return " ".join(str(e).split())
 
 
 class Worker:
@@ -102,27 +98,27 @@ class Worker:
                     self.results.put(("batch", 0, self._run_batch(job)))
             except Exception as e:  # a bug, not a user error: keep the window alive and say what happened
                 traceback.print_exc()
-                self.results.put(("crash", job.request, f"{type(e).__name__}: {one_line(e)}"))
+                self.results.put(("crash", job.request, f"{type(e).__name__}: {one_line(e, limit=None)}"))
 
     def _run_models(self) -> str | None:
-        from app.zoo import ZooError
+        from app.models import ZooError
 
         try:
             self.labeler = self.labeler_factory()  # one assignment: the Tk thread never sees it half-made
             return None
         except ZooError as e:
             self.labeler = None  # what the message says: the next open retries rather than using old models
-            return one_line(e)
+            return one_line(e, limit=None)
 
     def _run_label(self, job: Job) -> Loaded:
-        from app.zoo import ZooError
+        from app.models import ZooError
 
         out = Loaded(path=job.path)
         try:
             rgb = job.rgb if job.rgb is not None else load_image(job.path)  # type: ignore[arg-type]
         except ImageError as e:
-            out.error = one_line(e)  # "<path>: <reason>", for the Details button
-            out.reason = one_line(e.reason)  # the status bar names the file already
+            out.error = one_line(e, limit=None)  # "<path>: <reason>", for the Details button
+            out.reason = one_line(e.reason, limit=None)  # the status bar names the file already
             return out
         out.rgb = rgb
         if job.rgb is None:
@@ -133,7 +129,7 @@ class Worker:
         try:
             labeler = self._ensure_labeler()
         except ZooError as e:
-            out.error = one_line(e)
+            out.error = one_line(e, limit=None)
             out.zoo_error = True
             return out
         out.result = labeler.label_image(rgb, eye_check=job.eye_check, path=job.path, tta=job.tta,
@@ -143,12 +139,12 @@ class Worker:
     def _run_batch(self, job: Job) -> tuple[str, str]:
         """Label a folder; progress goes through the results queue. Returns (summary line, detail)."""
         assert job.path is not None and job.out_dir is not None
-        from app.zoo import ZooError
+        from app.models import ZooError
 
         try:
             labeler = self._ensure_labeler()
         except ZooError as e:
-            return "Folder not labelled: " + models_status(str(e)), one_line(e)
+            return "Folder not labelled: " + models_status(str(e)), one_line(e, limit=None)
         try:
             s = label_folder(
                 labeler, job.path, job.out_dir, eye_check=job.eye_check, tta=job.tta, cancel=job.cancel,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.atomic import write_text
+from app.core import write_text
 from training.anneal.trials import SUBSET_SHUFFLE_SEED, full_config, trial_config
 from training.events import summary_writer
 from training.search_space import SearchSpace
