@@ -61,7 +61,7 @@ from app.batch._journal import UsageError
 from app.batch._scan import Item
 from app.batch._workers import CRASHED, Options, annotated_path, explained_path, label_chunk
 from app.core import key, shown
-from app.outputs import TRACKS, VIDEO_PROGRESS, VIDEOS
+from app.outputs import TRACKS, VIDEO_PROGRESS, VIDEOS, FramesAppender
 
 if TYPE_CHECKING:
     from app.batch._segments import Segment, SegmentResult
@@ -514,7 +514,10 @@ class Cluster:
                         continue
                 else:
                     rec, rows, files = head.futures[0].result()
-                    rec["frames_end"] = self._append(frames_csv, rows)
+                    with FramesAppender(frames_csv) as out:
+                        out.write(rows)
+                        out.sync()
+                        rec["frames_end"] = out.size()
                     self._write_files(outs.out_dir, files)
                 pending.popleft()
                 for f in head.futures:
@@ -573,7 +576,7 @@ class Cluster:
         its record, or None when a segment does not fit the packet table (then nothing was written)."""
         from app.batch._segments import check_segment, stitch
         from app.batch._videos import save_thumbnail, timelines_dir, write_video_outputs
-        from app.outputs import FRAMES, FramesAppender
+        from app.outputs import FRAMES
         from app.video import sampled
 
         assert video.info is not None and video.table is not None
@@ -590,7 +593,7 @@ class Cluster:
         with FramesAppender(frames_csv) as out:
             out.append(done.rows)
             out.sync()
-            rec["frames_end"] = out.append([])
+            rec["frames_end"] = out.size()
         for track, png in sorted(done.thumbs.items()):
             save_thumbnail(timelines_dir(outs.out_dir, it), track, png)
         write_video_outputs(labeler, it, outs.out_dir, rec, info.duration_s, start, opts, annotate)

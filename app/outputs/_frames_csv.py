@@ -79,8 +79,15 @@ class FramesAppender:
 
     def append(self, rows: list[list[Any]]) -> int:
         """Write ``rows``; returns the file's size after them (the next row's offset)."""
-        if rows:
-            write_all(self._fd, encode(rows))
+        return self.write(encode(rows))
+
+    def write(self, data: bytes) -> int:
+        """Write rows already encoded (a cluster worker's, :func:`encode`); returns the file's size after them."""
+        if data:
+            write_all(self._fd, data)
+        return self.size()
+
+    def size(self) -> int:
         return os.fstat(self._fd).st_size
 
     def sync(self) -> None:
