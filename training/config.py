@@ -17,6 +17,8 @@ from training.ferplus import CONTEMPT_RULES, LABEL_SOURCES
 from training.models import MODEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
+# TrainConfig's robustness augmentations, each a probability (training.batches.online_augment).
+AUGMENTATION_PROBABILITIES = ("photometric", "geometric", "crop_jitter", "occlusion")
 
 
 @dataclass
@@ -75,6 +77,13 @@ class TrainConfig:
     # 0 = the plain loss; inference always uses the plain logits.
     logit_adjust: float = 0.0
     target_reweight: float = 0.0
+    # Robustness augmentations (training.batches.online_augment, issue 34), each a probability per training image
+    # (photometric: per sub-change), 0 = off: camera/processing changes (blur, contrast, gamma, noise, JPEG),
+    # rotation/scale/shift, re-framing as the app's face detectors crop, and a glasses- or hand-like occluder.
+    photometric: float = 0.0
+    geometric: float = 0.0
+    crop_jitter: float = 0.0
+    occlusion: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -113,6 +122,8 @@ class TrainConfig:
              "target_reweight must be >= 0 (beta; 0 = off)"),
             (not (self.class_weighted and self.target_reweight),
              "class_weighted and target_reweight both re-weight by class: choose one"),
+            *((isinstance(getattr(self, name), int | float) and 0 <= getattr(self, name) <= 1,
+               f"{name} must be a probability in [0, 1] (0 = off)") for name in AUGMENTATION_PROBABILITIES),
         ]
         for ok, message in checks:
             if not ok:

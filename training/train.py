@@ -489,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels ferplus-soft --ferplus ../shared/data/ferplus/ferplus_votes.csv\n"
         "  python -m training.train --config training/configs/cnn-ferplus.json --data ../shared/data/fer2013 "
         "--logit-adjust 1.0   # balanced softmax on the FER+ votes\n"
+        "  python -m training.train --config training/configs/cnn-ferplus.json --data ../shared/data/fer2013 "
+        "--photometric 0.5 --geometric 0.5 --crop-jitter 0.5 --occlusion 0.5   # faces unlike FER2013's\n"
         "  python -m training.train --model resnet18 --data ../shared/data/fer2013 --device cuda:1\n"
         "  torchrun --nproc_per_node 4 -m training.train --model cnn --data ../shared/data/fer2013 --device cuda\n"
         "    (one model on 4 GPUs; --batch-size and --lr stay global; --resume works the same way)",
@@ -545,6 +547,20 @@ def build_parser() -> argparse.ArgumentParser:
     a("--target-reweight", type=float, metavar="BETA", help="class-balanced targets: multiply each vote "
       "distribution by prior**-BETA per class and renormalise it (hard labels: row weights prior[y]**-BETA, mean "
       "1 per batch), e.g. 0.5 (default: 0 = off)")
+    a("--photometric", type=float, metavar="P", help="camera and processing changes, each applied to a training "
+      "image independently with probability P: Gaussian blur (sigma 0-1.2 px), contrast x0.6-1.4 around the "
+      "image mean, gamma 0.7-1.4, Gaussian noise (std 0-0.06 of the range), a JPEG round trip at quality 15-60; "
+      "e.g. 0.5 (default: 0 = off)")
+    a("--geometric", type=float, metavar="P", help="with probability P per training image, one affine: rotation "
+      "up to 15 degrees either way, face size x0.85-1.15, shift up to 8%% of the side, border pixels repeated; "
+      "e.g. 0.5 (default: 0 = off)")
+    a("--crop-jitter", type=float, metavar="P", help="with probability P per training image, re-frame it the way "
+      "the app's face detectors frame faces (Haar boxes cropped at 1.09x, MTCNN at 0.99x, aligned or keeping "
+      "the head's tilt): crop side 0.92-1.12 of FER2013's framing, centre moved up to 5%%, tilt up to 6 "
+      "degrees; e.g. 0.5 (default: 0 = off)")
+    a("--occlusion", type=float, metavar="P", help="with probability P per training image, cover part of the "
+      "face: a glasses-like band across the eyes (dark or light, full width) or a hand-like grey ellipse over "
+      "the lower half, one or the other; applied before --erase; e.g. 0.5 (default: 0 = off)")
     a("--patience", type=int, help="early stop after this many epochs without validation gain (default: 10); "
       "with --resume it replaces the run's own, e.g. to let an early-stopped onecycle run finish its schedule")
     a("--seed", type=int, help="random seed (default: 0)")
@@ -575,7 +591,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     direct = ["model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "scheduler",
               "label_smoothing", "class_weighted", "online_aug", "erase", "patience", "seed", "limit", "augmented",
               "bf16", "channels_last", "distill", "distill_alpha", "distill_temperature", "distill_teachers", "ema",
-              "mix", "mix_alpha", "labels", "ferplus", "contempt", "keep_nonfaces", "logit_adjust", "target_reweight"]
+              "mix", "mix_alpha", "labels", "ferplus", "contempt", "keep_nonfaces", "logit_adjust", "target_reweight",
+              "photometric", "geometric", "crop_jitter", "occlusion"]
     for key in direct:
         value = getattr(args, key)
         if value is not None:
