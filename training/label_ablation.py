@@ -8,6 +8,13 @@ scored under the FER+ majority with training.metrics: accuracy, mean class recal
 predicted) and the ECE of the confidence (max softmax). The rule that picks among them is fixed in
 docs/results.md ("Choosing the label objective") and applied by :func:`choose`. PrivateTest is never read.
 
+The augmentation stage (issue 34, item 3) uses the same driver: its arms (``AUG_ARMS``, folders ``aug-*``) are
+the loss stage's winner, ``--base-arm`` (its overrides), plus one augmentation at probability 0.5 each
+(photometric, geometric, crop jitter, occlusion), all four at 0.5, mixup or cutmix. ``--table`` lists them in a
+second table against the base arm's own folder (the control, no added augmentation), under the same rule with
+the base simplest, then one augmentation, then all four; a row whose config differs from the base's by more
+than its augmentation says so.
+
 The run is resumable by rerunning the same command: a finished arm (``done.json``, or a history as long as
 its epochs) is skipped, an unfinished one continues from its ``last.pt``; an arm's checkpoints are deleted
 only once it has finished. Examples::
@@ -16,6 +23,8 @@ only once it has finished. Examples::
         --epochs 6 --threads 1
     python -m training.label_ablation --config training/configs/cnn-ferplus.json --data ../shared/data/fer2013 \\
         --table
+    python -m training.label_ablation --config training/configs/cnn-ferplus.json --data ../shared/data/fer2013 \\
+        --epochs 7 --threads 1 --base-arm plain --arms aug-photometric,aug-geometric
 """
 
 from __future__ import annotations
@@ -39,19 +48,58 @@ ARMS: dict[str, dict] = {
     "logit-adjusted": {"logit_adjust": 1.0},
     "reweighted": {"target_reweight": 0.5},
 }
+# The augmentation stage's arms, each on top of the --base-arm's overrides; folder names apart from the loss arms'.
+AUG_P = 0.5
+AUG_ARMS: dict[str, dict] = {
+    "aug-photometric": {"photometric": AUG_P},
+    "aug-geometric": {"geometric": AUG_P},
+    "aug-crop-jitter": {"crop_jitter": AUG_P},
+    "aug-occlusion": {"occlusion": AUG_P},
+    "aug-all": {"photometric": AUG_P, "geometric": AUG_P, "crop_jitter": AUG_P, "occlusion": AUG_P},
+    "aug-mixup": {"mix": "mixup", "mix_alpha": 0.2},
+    "aug-cutmix": {"mix": "cutmix", "mix_alpha": 0.2},
+}
+ARM_GROUPS = {"loss": list(ARMS), "aug": list(AUG_ARMS)}  # shorthands accepted by --arms
 PRIOR_TAUS = (0.25, 0.5, 0.75, 1.0)  # inference-time prior correction of the plain arm's logits
 DEFAULT_FERPLUS = "../shared/data/ferplus/ferplus_votes.csv"
 # The selection rule of docs/results.md, in points (percent of faces).
 ACCURACY_WINDOW, RECALL_TIE = 1.0, 0.3
-SIMPLER = {"plain": 0, "prior correction": 1, "changed loss": 2}  # a candidate's kind -> how simple it is
+# a candidate's kind -> how simple it is; the augmentation table's kinds rank the same way among themselves
+SIMPLER = {"plain": 0, "prior correction": 1, "changed loss": 2, "base": 0, "augmentation": 1, "augmentations": 2}
+
+
+def arm_overrides(name: str, base_arm: str = "plain") -> dict:
+    """TrainConfig fields an arm changes from the base config: a loss arm's own, or an augmentation arm's on
+    top of the ``base_arm``'s."""
+    if name in ARMS:
+        return dict(ARMS[name])
+    return {**ARMS[base_arm], **AUG_ARMS[name]}
+
+
+def parse_arms(text: str | None, table: bool = False) -> list[str]:
+    """--arms: names and the group shorthands ``loss`` and ``aug``, in order, each once; unset, the loss arms
+    to train, or every arm for --table."""
+    if text is None:
+        return [*ARMS, *AUG_ARMS] if table else list(ARMS)
+    names: list[str] = []
+    for n in (n.strip() for n in text.split(",")):
+        for name in ARM_GROUPS.get(n, [n] if n else []):
+            if name not in names:
+                names.append(name)
+    unknown = [n for n in names if n not in ARMS and n not in AUG_ARMS]
+    if unknown or not names:
+        raise ValueError(f"unknown arm(s) {', '.join(unknown) or '(none given)'}; choose from "
+                         f"{', '.join([*ARMS, *AUG_ARMS])} (or the groups loss, aug)")
+    return names
 
 
 def arm_configs(base: TrainConfig, names: list[str], epochs: int | None, augmented: str | None,
-                limit: int | None = None) -> dict[str, TrainConfig]:
-    """Each named arm's config: the base with the arm's overrides, the run's epochs and training set."""
+                limit: int | None = None, base_arm: str = "plain") -> dict[str, TrainConfig]:
+    """Each named arm's config: the base with the arm's overrides (an augmentation arm's on top of
+    ``base_arm``'s), the run's epochs and training set."""
     out = {}
     for name in names:
-        d = {**dataclasses.asdict(base), **ARMS[name], "augmented": augmented}
+        d = {**dataclasses.asdict(base), **arm_overrides(name, base_arm), "augmented": augmented}
         if epochs is not None:
             d["epochs"] = epochs
         if limit is not None:
@@ -71,12 +119,20 @@ def finished(arm_dir: Path, cfg: TrainConfig) -> bool:
     return len(history) >= cfg.epochs
 
 
-def check_same_config(arm_dir: Path, cfg: TrainConfig) -> None:
-    """Refuse to resume an arm folder made with another config (other epochs change the schedule)."""
+def saved_config(arm_dir: Path) -> dict | None:
+    """An arm folder's config.json with the fields it predates at their defaults (all "off"), or None."""
     path = arm_dir / "config.json"
     if not path.exists():
+        return None
+    return {**dataclasses.asdict(TrainConfig()), **json.loads(path.read_text())}
+
+
+def check_same_config(arm_dir: Path, cfg: TrainConfig) -> None:
+    """Refuse to resume an arm folder made with another config (other epochs change the schedule). A field the
+    folder's config predates counts as its default."""
+    old = saved_config(arm_dir)
+    if old is None:
         return
-    old = json.loads(path.read_text())
     new = dataclasses.asdict(cfg)
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:
@@ -84,7 +140,8 @@ def check_same_config(arm_dir: Path, cfg: TrainConfig) -> None:
                          "same options or choose another --out")
 
 
-def run_arms(configs: dict[str, TrainConfig], data, out: Path, device, progress: bool = True) -> None:  # noqa: ANN001
+def run_arms(configs: dict[str, TrainConfig], data, out: Path, device, progress: bool = True,  # noqa: ANN001
+             base_arm: str = "plain") -> None:
     """Train the arms in order, skipping finished ones and resuming interrupted ones."""
     from training.train import fit
 
@@ -95,11 +152,13 @@ def run_arms(configs: dict[str, TrainConfig], data, out: Path, device, progress:
             print(f"{name}: finished earlier ({arm_dir}), skipped", flush=True)
         else:
             check_same_config(arm_dir, cfg)
-            print(f"{name}: training in {arm_dir} ({cfg.epochs} epochs, overrides {ARMS[name] or 'none'})",
+            overrides = arm_overrides(name, base_arm)
+            print(f"{name}: training in {arm_dir} ({cfg.epochs} epochs, overrides {overrides or 'none'})",
                   flush=True)
             result = fit(cfg, data, arm_dir, resume=True, progress=progress, tensorboard=False, device=device)
             (arm_dir / "done.json").write_text(json.dumps({
-                "arm": name, "overrides": ARMS[name], "epochs_run": result.epochs_run,
+                "arm": name, "overrides": overrides, **({} if name in ARMS else {"base_arm": base_arm}),
+                "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch, "best_val_accuracy": result.best_val_accuracy,
                 "minutes": round(result.seconds / 60, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             }, indent=2))
@@ -152,7 +211,7 @@ def candidates(out: Path, names: list[str], data, votes) -> list[Candidate]:  # 
     found = []
     for name in names:
         arm_dir = out / name
-        if not (arm_dir / "publictest_logits.npy").exists():
+        if name in AUG_ARMS or not (arm_dir / "publictest_logits.npy").exists():
             continue
         logits, labels, dist = publictest_truth(arm_dir, data, votes)
         history = json.loads((arm_dir / "history.json").read_text())
@@ -170,10 +229,48 @@ def candidates(out: Path, names: list[str], data, votes) -> list[Candidate]:  # 
     return found
 
 
+def _scored(arm_dir: Path, data, votes) -> tuple[dict, str]:  # noqa: ANN001
+    """(training.metrics.summary, "epoch B of N[, unfinished]") of an arm folder's saved PublicTest logits."""
+    from training.metrics import summary
+
+    logits, labels, dist = publictest_truth(arm_dir, data, votes)
+    history = json.loads((arm_dir / "history.json").read_text())
+    best = json.loads((arm_dir / "publictest.json").read_text())["epoch"]
+    done = "" if (arm_dir / "done.json").exists() else ", unfinished"
+    return summary(labels, _softmax(logits), dist), f"epoch {best} of {len(history)}{done}"
+
+
+def aug_candidates(out: Path, names: list[str], base_arm: str, data, votes) -> list[Candidate]:  # noqa: ANN001
+    """The augmentation arms found under ``out`` and, first, the ``base_arm``'s folder as the control, scored
+    like :func:`candidates`. An arm whose config is not the base's plus its augmentation (other epochs, say, or
+    another base) has the differing fields in its note."""
+    arms = [n for n in names if n in AUG_ARMS and (out / n / "publictest_logits.npy").exists()]
+    if not arms:
+        return []
+    base_dir = out / base_arm
+    base_cfg = saved_config(base_dir)
+    found = []
+    if (base_dir / "publictest_logits.npy").exists():
+        scores, note = _scored(base_dir, data, votes)
+        found.append(Candidate(f"{base_arm} (base: no added augmentation)", "base", scores, note))
+    for name in arms:
+        scores, note = _scored(out / name, data, votes)
+        if base_cfg is not None:
+            own = saved_config(out / name) or {}
+            want = {**base_cfg, **AUG_ARMS[name]}
+            diff = sorted(k for k in set(own) | set(want) if own.get(k) != want.get(k))
+            if diff:
+                note += f"; config differs from {base_arm}'s in {', '.join(diff)}"
+        kind = "augmentations" if name == "aug-all" else "augmentation"
+        found.append(Candidate(name, kind, scores, note))
+    return found
+
+
 def choose(found: list[Candidate]) -> Candidate:
     """docs/results.md's rule: among candidates within ACCURACY_WINDOW points of the best accuracy, the highest
     mean class recall; candidates within RECALL_TIE points of that recall go to the simplest (plain < prior
-    correction < a changed loss; the higher recall among equally simple ones)."""
+    correction < a changed loss; for augmentations, the base < one augmentation or mixing < all four; the
+    higher recall among equally simple ones)."""
     if not found:
         raise ValueError("no candidates")
     best_acc = max(c.scores["accuracy"] for c in found)
@@ -205,20 +302,31 @@ def table(found: list[Candidate]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     arms = "\n".join(f"  {k:<15} {', '.join(f'{f}={v}' for f, v in o.items()) or 'the config as it is'}"
                      for k, o in ARMS.items())
+    aug_arms = "\n".join(f"  {k:<15} the --base-arm's overrides + {', '.join(f'{f}={v}' for f, v in o.items())}"
+                         for k, o in AUG_ARMS.items())
     about = textwrap.fill(
         "Issue 34's loss ablation: train the arms below of one base config one after another, each in "
         "<out>/<arm>/, validating on PublicTest under the FER+ majority; rerun the same command to continue "
         "after a kill. With --table, score the arms' saved PublicTest logits, and the plain arm's with "
         f"inference-time prior correction (logits - tau * log prior, tau {', '.join(f'{t:g}' for t in PRIOR_TAUS)}),"
         " and print a Markdown table (also written to <out>/label-ablation.md). PrivateTest is never read.", 100)
+    about_aug = textwrap.fill(
+        "The augmentation stage: the aug-* arms below train the loss stage's winner (--base-arm) with one "
+        "augmentation more each (training.train's --photometric, --geometric, --crop-jitter, --occlusion at "
+        f"{AUG_P:g}, all four, or mixup / cutmix); --table adds their table, against the base arm's folder as the "
+        "control (also written to <out>/augmentation-ablation.md). Give them the loss stage's --epochs so the "
+        "control compares. Two processes may train different arms into the same --out at once.", 100)
     p = argparse.ArgumentParser(
         prog="python -m training.label_ablation",
-        description=f"{about}\n\narms:\n{arms}",
+        description=f"{about}\n\narms:\n{arms}\n\n{about_aug}\n\naugmentation arms:\n{aug_arms}",
         epilog="examples:\n"
         "  python -m training.label_ablation --config training/configs/cnn-ferplus.json "
         "--data ../shared/data/fer2013 --epochs 6 --threads 1\n"
         "  python -m training.label_ablation --config training/configs/cnn-ferplus.json "
         "--data ../shared/data/fer2013 --arms plain,logit-adjusted --device cuda\n"
+        "  python -m training.label_ablation --config training/configs/cnn-ferplus.json "
+        "--data ../shared/data/fer2013 --epochs 7 --threads 1 --base-arm plain "
+        "--arms aug-photometric,aug-geometric,aug-crop-jitter,aug-occlusion\n"
         "  python -m training.label_ablation --config training/configs/cnn-ferplus.json "
         "--data ../shared/data/fer2013 --table",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -228,8 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
       "training/configs/cnn-ferplus.json")
     a("--data", required=True, help="fer2013.csv or the Kaggle folder with train/ and test/, e.g. "
       "../shared/data/fer2013")
-    a("--arms", default=",".join(ARMS), help="comma-separated arms to train or tabulate, in this order "
-      "(default: %(default)s)")
+    a("--arms", help="comma-separated arms to train or tabulate, in this order; 'loss' and 'aug' stand for the "
+      f"groups (default: train the loss arms {','.join(ARMS)}; tabulate every arm found)")
+    a("--base-arm", default="plain", choices=list(ARMS), help="the loss arm the aug-* arms build on, the loss "
+      "stage's winner (for a prior correction, plain), and the control of their table (default: %(default)s)")
     a("--epochs", type=int, help="epochs of every arm, replacing the config's (the onecycle schedule stretches to "
       "it); keep it the same on a rerun (default: the config's)")
     a("--augmented", default=None, help="offline-augmented archive from training.augment to train on, e.g. "
@@ -253,10 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         base = TrainConfig.from_dict(read_config_file(args.config))
-        names = [n.strip() for n in args.arms.split(",") if n.strip()]
-        unknown = [n for n in names if n not in ARMS]
-        if unknown or not names:
-            raise ValueError(f"unknown arm(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ARMS)}")
+        names = parse_arms(args.arms, args.table)
         if base.labels == "fer2013":
             raise ValueError(f"{args.config}: the ablation is scored under the FER+ majority; use a config with FER+ "
                              "labels (ferplus-soft or ferplus-majority)")
@@ -268,9 +375,19 @@ def main(argv: list[str] | None = None) -> int:
 
             data, votes = load_fer2013(args.data), read_votes(args.ferplus)
             found = candidates(out, names, data, votes)
-            if not found:
+            found_aug = aug_candidates(out, names, args.base_arm, data, votes)
+            if not found and not found_aug:
                 raise ValueError(f"{out}: no arm folder with publictest_logits.npy yet")
-            text = f"Arms under `{out.name}`:\n\n" + table(found)
+            parts = [f"Arms under `{out.name}`:\n\n" + table(found)] if found else []
+            if found_aug:
+                aug_text = (f"Augmentation arms under `{out.name}`, each {args.base_arm}'s config with one change:"
+                            "\n\n" + table(found_aug))
+                if not any(c.kind == "base" for c in found_aug):
+                    aug_text += (f" No folder of the base arm {args.base_arm} with PublicTest outputs under "
+                                 f"`{out.name}`: no control row.")
+                (out / "augmentation-ablation.md").write_text(aug_text + "\n")
+                parts.append(aug_text)
+            text = "\n\n".join(parts)
             (out / "label-ablation.md").write_text(text + "\n")
             print(text)
             return 0
@@ -279,11 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         device = resolve_device(args.device)
-        configs = arm_configs(base, names, args.epochs, args.augmented, args.limit)
+        configs = arm_configs(base, names, args.epochs, args.augmented, args.limit, args.base_arm)
         data = load_fer2013(args.data)
         print(f"label ablation: arms {', '.join(names)} in {out}, device {device}, "
               f"{torch.get_num_threads()} thread(s)", flush=True)
-        run_arms(configs, data, out, device, progress=not args.quiet)
+        run_arms(configs, data, out, device, progress=not args.quiet, base_arm=args.base_arm)
     except (OSError, ValueError, DatasetError, DeviceError, RuntimeError) as e:  # RuntimeError: a diverged arm
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
