@@ -156,14 +156,21 @@ def test_display_matrix_read_without_frame_rotation(tmp_path, rotate):
     path = write_clip(tmp_path / "r.mp4", corner_frames(1), rotate=rotate)
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
-        matrices = [bytes(sd) for sd in frame.side_data if "DISPLAYMATRIX" in str(sd.type)]
+        side_data = frame.side_data  # iterates entries in PyAV 12-18.1.0, their types (a mapping) in 18.1.1
+        entries = [item if hasattr(item, "type") else side_data[item] for item in side_data]
+        matrices = [bytes(sd) for sd in entries if "DISPLAYMATRIX" in str(sd.type)]
 
         class OldFrame:  # what PyAV 12.3 and 14.0 hand out: side data, no rotation property
+            side_data = entries
+
+        class MappingFrame:  # PyAV 18 without the rotation property: iterating the side data yields types
             side_data = frame.side_data
 
         assert len(matrices) == 1
         assert V._quarter_turns(V._matrix_rotation(matrices[0])) == V._quarter_turns(frame.rotation)
         assert V._quarter_turns(V._frame_rotation(OldFrame())) == (-rotate // 90) % 4
+        if entries and not hasattr(next(iter(side_data)), "type"):
+            assert V._quarter_turns(V._frame_rotation(MappingFrame())) == (-rotate // 90) % 4
     assert V._matrix_rotation(b"") == 0.0 and V._matrix_rotation(bytes(36)) == 0.0
 
 

@@ -169,13 +169,16 @@ def _frame_rotation(frame: Any) -> float:
     """The display rotation of a decoded frame, degrees counter-clockwise (FFmpeg's av_display_rotation_get).
 
     ``VideoFrame.rotation`` where PyAV has it (not yet in 14.0); older PyAV only exposes the frame's side data,
-    whose 3x3 display matrix (16.16 fixed point) is read here the way FFmpeg reads it.
+    whose 3x3 display matrix (16.16 fixed point) is read here the way FFmpeg reads it. PyAV up to 14 lists side
+    data entries; 18.1.1 maps their types to them (iterating yields the types), so a type is looked up.
     """
     rotation = getattr(frame, "rotation", None)
     if rotation is not None:
         return rotation
     try:
-        for sd in frame.side_data:
+        side_data = frame.side_data
+        for item in side_data:
+            sd = item if hasattr(item, "type") else side_data[item]
             if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
                 return _matrix_rotation(bytes(sd))
     except Exception:  # unreadable side data: show the frame as stored
